@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The shared TASU stage script. A recipe's run.sh sets its corpus choices and calls this
+# with options; every variable below can be overridden as --name value.
+#   0 data prep (local/data.sh)      1 units (text) and PSD posteriors (audio)
+#   2 text-only alignment            3 paired fine-tuning (not yet: reported no-op)
+#   4 decoding                       5 scoring + RESULTS.md
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (tasu.sh:${BASH_LINENO[0]}) $*" >&2; }
+
+stage=0               # first stage to run
+stop_stage=5          # last stage to run
+nj=2                  # parallel jobs for posterior dumping
+ngpu=0                # 0: CPU; >0: CUDA (one device is used)
+python=python3
+train_set=train       # text-only training data dir (needs `text`)
+valid_set=dev         # text-only validation data dir
+test_sets="test"      # data dirs to decode (need `wav.scp`; `text` to be scored)
+encoder=hama          # CTC encoder
+train_config=conf/train.yaml
+decode_config=conf/decode.yaml
+train_args=""         # extra training options, e.g. "--override optim.max_steps=20"
+local_data_opts=""    # options passed to local/data.sh
+expdir=exp            # experiments root
+dumpdir=dump          # units, posteriors, lexicon
+model_tag=""          # exp name (default: from the train config's file name)
+skip_bad_audio=false  # stage 1: stop on unreadable audio (false) or skip and count it (true)
+
+help_message="Usage: $0 [options]
+  --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
+                             alignment, 3 paired fine-tuning, 4 decoding, 5 scoring)
+  --nj, --ngpu, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
+  --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio"
+
+. utils/parse_options.sh
+
+[ -n "${model_tag}" ] || model_tag="tasu_$(basename "${train_config}" .yaml)_${encoder}"
+exp="${expdir}/${model_tag}"
+decode_tag="decode_$(basename "${decode_config}" .yaml)"
+mkdir -p "${exp}/logs"
+
+# run_log LOG CMD...: run CMD, keep its output in LOG, show it, fail loudly with the log name.
+run_log() {
+    local logf=$1; shift
+    log "$* (log: ${logf})"
+    if ! "$@" > >(tee "${logf}") 2>&1; then
+        log "FAILED: see ${logf}"; exit 1
+    fi
+}
+newer() { [ -e "$1" ] && [ -z "$(find "${@:2}" -newer "$1" 2>/dev/null)" ]; }  # $1 newer than the rest
+
+if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
+    log "Stage 0: data preparation"
+    run_log "${exp}/logs/data.log" local/data.sh ${local_data_opts}
+    for d in ${train_set} ${valid_set} ${test_sets}; do
+        ${python} -m tasu.bin.validate_data_dir --no-audio-check "data/${d}"
+    done
+fi
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+    log "Stage 1: text -> ${encoder} units; audio -> PSD posteriors"
+    mkdir -p "${dumpdir}"
+    for d in ${train_set} ${valid_set}; do
+        if newer "${dumpdir}/${d}/units" "data/${d}/text"; then
+            log "  ${dumpdir}/${d}/units is up to date, skipping"; continue
+        fi
+        run_log "${exp}/logs/units_${d}.log" ${python} -m tasu.bin.make_units --encoder "${encoder}" \
+            --data "data/${d}" --out "${dumpdir}/${d}" --lexicon "${dumpdir}/lexicon.txt"
+    done
+    for d in ${test_sets}; do
+        if newer "${dumpdir}/${d}/feats.scp" "data/${d}/wav.scp"; then
+            log "  ${dumpdir}/${d}/feats.scp is up to date, skipping"; continue
+        fi
+        run_log "${exp}/logs/posteriors_${d}.log" ${python} -m tasu.bin.dump_posteriors \
+            --encoder "${encoder}" --data "data/${d}" --out "${dumpdir}/${d}" --nj "${nj}" \
+            --psd_threshold "$(${python} -c "import yaml,sys; print((yaml.safe_load(open(sys.argv[1])) or {}).get('psd_threshold', 0.5))" "${decode_config}")" \
+            --skip_bad_audio "${skip_bad_audio}"
+    done
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+    log "Stage 2: text-only alignment -> ${exp}"
+    if [ -f "${exp}/model.pt" ]; then
+        log "  ${exp}/model.pt exists, skipping (remove it to retrain; an interrupted run resumes)"
+    else
+        # shellcheck disable=SC2086
+        run_log "${exp}/logs/train.log" ${python} -m tasu.bin.train --config "${train_config}" \
+            --train_data "data/${train_set}" --train_units "${dumpdir}/${train_set}/units" \
+            --dev_data "data/${valid_set}" --dev_units "${dumpdir}/${valid_set}/units" \
+            --lexicon "${dumpdir}/lexicon.txt" --expdir "${exp}" --ngpu "${ngpu}" ${train_args}
+    fi
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+    log "Stage 3: paired fine-tuning is not implemented yet (see issue #3); nothing to do"
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    log "Stage 4: decoding ${test_sets}"
+    for d in ${test_sets}; do
+        out="${exp}/${decode_tag}_${d}"
+        if newer "${out}/text" "${exp}/model.pt" "${dumpdir}/${d}/feats.scp" "${decode_config}"; then
+            log "  ${out}/text is up to date, skipping"; continue
+        fi
+        run_log "${exp}/logs/decode_${d}.log" ${python} -m tasu.bin.decode --expdir "${exp}" \
+            --feats "${dumpdir}/${d}/feats.scp" --config "${decode_config}" --outdir "${out}" --ngpu "${ngpu}"
+    done
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    log "Stage 5: scoring"
+    dirs=()
+    for d in ${test_sets}; do
+        out="${exp}/${decode_tag}_${d}"
+        if [ ! -f "data/${d}/text" ]; then log "  data/${d}/text missing: ${d} is decoded, not scored"; continue; fi
+        ${python} -m tasu.bin.score --ref "data/${d}/text" --hyp "${out}/text" --out "${out}/result.txt" --set-name "${d}"
+        dirs+=("${out}")
+    done
+    if [ ${#dirs[@]} -gt 0 ]; then
+        ${python} -m tasu.bin.score --results-md RESULTS.md --decode-dirs "${dirs[@]}" \
+            --model "${exp} ($(basename "${train_config}"), text-only)" \
+            --title "$(basename "$(pwd)"): zero-shot ASR after text-only TASU alignment"
+        log "RESULTS.md:"; cat RESULTS.md
+    fi
+fi
+log "Done (stages ${stage}-${stop_stage})"

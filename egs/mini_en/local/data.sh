@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Stage 0 of mini_en: data/{train,dev} (text only) and data/{test_in,test_ood} (espeak-ng speech).
+# Needs Debian's wordnet-base, bible-kjv, espeak-ng and sox (tools/install.sh installs them).
+set -euo pipefail
+config=conf/data.yaml
+n_train=0   # cap the training sentences (0: all); the CI test uses a small number
+n_test=0    # cap the test utterances per set (0: as in the config)
+. utils/parse_options.sh
+
+for cmd in espeak-ng sox bible; do
+    command -v ${cmd} >/dev/null || { echo "$0: ${cmd} not found; run tools/install.sh" >&2; exit 1; }
+done
+python3 local/prepare_data.py --config "${config}" --data data --wav_dir data/wav \
+    --n_train "${n_train}" --n_test "${n_test}"

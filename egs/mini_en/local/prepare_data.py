@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Prepare the mini_en data dirs: text-only train/dev and two espeak-ng test sets.
+
+Text source: the usage examples of Princeton WordNet 3.0 (Debian ``wordnet-base``), the
+largest set of modern, self-contained English sentences that Debian ships as plain text.
+The recipe is a closed-vocabulary task: the training domain is every example (5-14 words)
+whose words all lie in the ``vocab_size`` most frequent words. The in-domain test set holds
+examples of that domain that are not in the training text; the out-of-domain test set holds
+verses of the King James Bible's Book of Proverbs (Debian ``bible-kjv``): other era, other
+register, words outside the vocabulary.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import random
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from tasu.data import write_data_dir
+
+WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
+ALLOWED = re.compile(r"[A-Za-z' ,.;:!?-]+")
+
+
+def words(s: str) -> list[str]:
+    return WORD_RE.findall(s.lower())
+
+
+def wordnet_examples(wn_dir: Path) -> list[str]:
+    """Every quoted usage example in the data.{noun,verb,adj,adv} glosses, deduplicated."""
+    out: set[str] = set()
+    for pos in ("noun", "verb", "adj", "adv"):
+        path = wn_dir / f"data.{pos}"
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing; install it with `apt-get install wordnet-base`")
+        for line in path.read_text(encoding="latin-1").splitlines():
+            if line.startswith("  ") or "|" not in line:
+                continue
+            for ex in re.findall(r'"([^"]+)"', line.split("|", 1)[1]):
+                ex = " ".join(ex.split())
+                if ALLOWED.fullmatch(ex):
+                    out.add(ex)
+    return sorted(out)
+
+
+def kjv_verses(specs: list[str]) -> list[str]:
+    out = []
+    for spec in specs:
+        res = subprocess.run(["bible", "-f", spec], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"`bible -f {spec}` failed ({res.stderr.strip()}); "
+                             "install it with `apt-get install bible-kjv`")
+        for line in res.stdout.splitlines():
+            m = re.match(r"^\S+\d+:\d+ (.*)$", line)
+            if m:
+                out.append(" ".join(m.group(1).split()))
+    return out
+
+
+def normalise(s: str) -> str:
+    """Training/scoring form: lower case, words only."""
+    return " ".join(words(s))
+
+
+def synthesize(text: str, voice: str, speed: int, pitch: int, wav: Path, sr: int) -> None:
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
+                        "-w", tmp.name, text], check=True, capture_output=True)
+        subprocess.run(["sox", tmp.name, "-r", str(sr), "-c", "1", "-b", "16", str(wav)],
+                       check=True, capture_output=True)
+
+
+def make_speech_set(name: str, texts: list[str], cfg: dict, data: Path, wav_root: Path,
+                    rng: random.Random) -> None:
+    wav_dir = (wav_root / name).resolve()
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    wav_scp, text, utt2spk = {}, {}, {}
+    voices = cfg["voices"]
+    for i, t in enumerate(texts):
+        voice = voices[i % len(voices)]
+        speed = rng.randint(*cfg["speed"])
+        pitch = rng.randint(*cfg["pitch"])
+        spk = re.sub(r"[^A-Za-z0-9]", "", voice)
+        uid = f"{spk}-{name}-{i:04d}"
+        wav = wav_dir / f"{uid}.wav"
+        if not wav.exists():
+            synthesize(t, voice, speed, pitch, wav, cfg["sample_rate"])
+        wav_scp[uid], text[uid], utt2spk[uid] = str(wav), normalise(t), spk
+    write_data_dir(data / name, wav_scp=wav_scp, text=text, utt2spk=utt2spk)
+    logging.info("%s: %d utterances, %d voices", name, len(texts), len(set(utt2spk.values())))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--config", type=Path, default=Path("conf/data.yaml"))
+    ap.add_argument("--data", type=Path, default=Path("data"))
+    ap.add_argument("--wav_dir", type=Path, default=Path("data/wav"))
+    ap.add_argument("--n_train", type=int, default=0, help="cap on training sentences (0: all)")
+    ap.add_argument("--n_test", type=int, default=0, help="cap on test utterances (0: config)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = yaml.safe_load(args.config.read_text())
+    rng = random.Random(cfg["seed"])
+
+    examples = [s for s in wordnet_examples(Path(cfg["wordnet_dir"]))
+                if cfg["min_words"] <= len(words(s)) <= cfg["max_words"]]
+    counts = collections.Counter(w for s in examples for w in words(s))
+    vocab = {w for w, _ in counts.most_common(cfg["vocab_size"])}
+    domain = sorted({normalise(s) for s in examples if all(w in vocab for w in words(s))})
+    rng.shuffle(domain)
+    logging.info("WordNet: %d examples, %d in the %d-word domain",
+                 len(examples), len(domain), cfg["vocab_size"])
+
+    # Held-out sets first; their words must all occur in the training text (closed vocabulary).
+    n_held = cfg["n_dev"] + cfg["n_test_in"]
+    held, train = domain[:n_held * 2], domain[n_held * 2:]
+    train_words = collections.Counter(w for s in train for w in words(s))
+    covered = [s for s in held if all(train_words[w] for w in words(s))]
+    train += [s for s in held if s not in covered[:n_held]]
+    dev, test_in = covered[:cfg["n_dev"]], covered[cfg["n_dev"]:n_held]
+    train = sorted(set(train) - set(dev) - set(test_in))
+    if args.n_train:
+        train = train[:args.n_train]
+
+    ood = []
+    seen = set(domain)
+    for v in kjv_verses(cfg["ood_spec"]):
+        n = normalise(v)
+        if cfg["min_words"] <= len(n.split()) <= cfg["ood_max_words"] and n not in seen:
+            ood.append(v)
+            seen.add(n)
+    rng.shuffle(ood)
+    n_in = args.n_test or cfg["n_test_in"]
+    n_ood = args.n_test or cfg["n_test_ood"]
+    if len(ood) < n_ood:
+        raise SystemExit(f"only {len(ood)} out-of-domain verses for {n_ood} requested")
+
+    for name, texts in (("train", train), ("dev", dev)):
+        ids = [f"{name}-{i:05d}" for i in range(len(texts))]
+        write_data_dir(args.data / name, text=dict(zip(ids, texts)))
+        logging.info("%s: %d sentences (text only)", name, len(texts))
+    make_speech_set("test_in", test_in[:n_in], cfg, args.data, args.wav_dir, rng)
+    make_speech_set("test_ood", ood[:n_ood], cfg, args.data, args.wav_dir, rng)
+    (args.data / "vocab.txt").write_text("".join(f"{w}\n" for w in sorted(train_words)))
+
+
+if __name__ == "__main__":
+    main()

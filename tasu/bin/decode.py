@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Decode (stage 4): PSD posteriors of a set -> ``<outdir>/text`` with a trained model.
+
+Reads ``<dump>/feats.scp`` (stage 1). Utterances skipped in stage 1 have no posteriors and
+get no hypothesis line; scoring counts them as missing (all words deleted).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tasu.config import DecodeConfig, load_config
+from tasu.data import atomic_write_text
+
+log = logging.getLogger("tasu.decode")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--expdir", type=Path, required=True, help="training dir (config.yaml, units.txt, model.pt)")
+    ap.add_argument("--feats", type=Path, required=True, help="feats.scp of PSD posteriors")
+    ap.add_argument("--outdir", type=Path, required=True, help="gets `text` and `decode_stats.json`")
+    ap.add_argument("--config", type=Path, help="decoding YAML (conf/decode.yaml)")
+    ap.add_argument("--checkpoint", default="model.pt")
+    ap.add_argument("--ngpu", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
+    import kaldiio
+    from tqdm import tqdm
+
+    from tasu.bin.train import device_from_ngpu
+    from tasu.decode import decode_posteriors
+    from tasu.train import load_trained
+
+    dcfg = load_config(args.config, DecodeConfig) if args.config else DecodeConfig()
+    if not args.feats.is_file():
+        log.error("%s: missing; run stage 1 for this set first", args.feats)
+        return 1
+    device = device_from_ngpu(args.ngpu)
+    model, cfg, inv = load_trained(args.expdir, device, args.checkpoint)
+    items = []
+    for uid, mat in kaldiio.load_scp_sequential(str(args.feats)):
+        if mat.ndim != 2 or mat.shape[1] != inv.size:
+            log.error("%s: utterance %s has shape %s, the model expects [T, %d]", args.feats, uid, mat.shape, inv.size)
+            return 1
+        items.append((uid, mat))
+    t0 = time.time()
+    with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
+        hyps = decode_posteriors(model, items, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar)
+    el = time.time() - t0
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.outdir / "text", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))
+    stats = {"n_utts": len(hyps), "seconds": el, "utt_per_s": len(hyps) / max(el, 1e-9)}
+    atomic_write_text(args.outdir / "decode_stats.json", json.dumps(stats, indent=1))
+    log.info("decoded %d utterances in %.1f s -> %s", len(hyps), el, args.outdir / "text")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Audio -> PSD-compressed CTC posteriors for a data dir (stage 1).
+
+Writes ``<out>/feats.ark`` + ``<out>/feats.scp`` (kaldiio; one ``[T', V]`` float32 matrix of
+probabilities per utterance) and ``<out>/psd_stats`` (frames before/after compression).
+Rules for bad input: unreadable/corrupt audio stops the run with the ``wav.scp`` line
+(``--skip_bad_audio true`` instead skips it); an utterance whose PSD output is empty is
+skipped. Every skip is listed with its reason in ``<out>/skipped`` and counted in the log;
+skipped utterances are scored as empty hypotheses later, never silently dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tasu.data import DataDir, DataError, atomic_write_text, load_audio
+
+log = logging.getLogger("tasu.dump_posteriors")
+
+
+def _str2bool(v: str) -> bool:
+    if v.lower() in ("true", "1", "yes"):
+        return True
+    if v.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {v!r}")
+
+
+def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float, skip_bad: bool,
+         tag: str = "") -> tuple[list[str], list[tuple[str, int, int]]]:
+    """Dump posteriors of ``uids`` to ``out/feats{tag}.{ark,scp}``; returns (skipped, stats)."""
+    import kaldiio
+    from tqdm import tqdm
+
+    from tasu.encoders import build_encoder
+    from tasu.psd import psd_compress
+
+    enc = build_encoder(encoder)
+    blank = enc.inventory.blank_id
+    skipped, stats = [], []
+    ark, scp = out / f"feats{tag}.ark", out / f"feats{tag}.scp"
+    tmp_ark, tmp_scp = ark.with_suffix(".ark.tmp"), scp.with_suffix(".scp.tmp")
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+        for uid in tqdm(uids, desc=f"posteriors{tag}", unit="utt", mininterval=5, disable=None):
+            try:
+                wave, sr = load_audio(dd, uid)
+            except DataError as e:
+                if not skip_bad:
+                    raise
+                skipped.append(f"{uid} unreadable audio: {e}")
+                continue
+            lp = enc.log_posteriors(wave, sr)
+            post = psd_compress(lp, blank, threshold)
+            stats.append((uid, lp.shape[0], post.shape[0]))
+            if post.shape[0] == 0:
+                skipped.append(f"{uid} empty PSD output ({lp.shape[0]} frames, all blank above {threshold})")
+                continue
+            writer(uid, post)
+    # the scp names the temporary ark: point it at the final name, then rename both
+    text = tmp_scp.read_text().replace(str(tmp_ark), str(ark))
+    os.replace(tmp_ark, ark)
+    atomic_write_text(scp, text)
+    tmp_scp.unlink()
+    return skipped, stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="Kaldi data dir with wav.scp")
+    ap.add_argument("--out", type=Path, required=True, help="output dump dir")
+    ap.add_argument("--encoder", default="hama")
+    ap.add_argument("--psd_threshold", type=float, default=0.5,
+                    help="drop frames whose blank probability is above this (default 0.5)")
+    ap.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
+    ap.add_argument("--skip_bad_audio", type=_str2bool, default=False,
+                    help="skip unreadable audio with a logged count instead of stopping")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
+    try:
+        dd = DataDir.load(args.data, require=("wav.scp",))
+    except DataError as e:
+        log.error("%s", e)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    uids = dd.utt_ids
+    nj = max(1, min(args.nj, len(uids)))
+    try:
+        if nj == 1:
+            skipped, stats = dump(dd, uids, args.out, args.encoder, args.psd_threshold, args.skip_bad_audio)
+            scps = [args.out / "feats.scp"]
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+
+            parts = [uids[i::nj] for i in range(nj)]
+            with ProcessPoolExecutor(nj) as ex:
+                futs = [ex.submit(dump, dd, p, args.out, args.encoder, args.psd_threshold,
+                                  args.skip_bad_audio, f".{j + 1}") for j, p in enumerate(parts)]
+                res = [f.result() for f in futs]
+            skipped = [s for r in res for s in r[0]]
+            stats = [s for r in res for s in r[1]]
+            scps = [args.out / f"feats.{j + 1}.scp" for j in range(nj)]
+    except DataError as e:
+        log.error("%s", e)
+        return 1
+    lines = sorted(line for p in scps for line in p.read_text().splitlines())
+    if nj > 1:
+        atomic_write_text(args.out / "feats.scp", "".join(line + "\n" for line in lines))
+        for p in scps:
+            p.unlink()
+    atomic_write_text(args.out / "skipped", "".join(s + "\n" for s in sorted(skipped)))
+    atomic_write_text(args.out / "psd_stats", "".join(f"{u} {a} {b}\n" for u, a, b in sorted(stats)))
+    n_in = sum(a for _, a, _ in stats)
+    n_out = sum(b for _, _, b in stats)
+    log.info("%s: %d utterances dumped, %d skipped (see %s); PSD kept %d of %d frames (%.1f%%)",
+             args.data, len(lines), len(skipped), args.out / "skipped", n_out, n_in, 100 * n_out / max(n_in, 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

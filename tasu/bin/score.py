@@ -1,0 +1,148 @@
+"""Score a decode (WER/CER) or regenerate a RESULTS.md from scored decode dirs.
+
+Score mode:
+
+    python -m tasu.bin.score --ref data/test/text \\
+        --hyp exp/x/decode_test/text --out exp/x/decode_test/result.txt
+
+prints ``<set>: WER 12.34 % CER 5.67 % (N utts)``, writes ``result.txt`` and
+the summary numbers as JSON (default ``score.json`` next to ``result.txt``).
+
+RESULTS.md mode:
+
+    python -m tasu.bin.score --results-md exp/x/RESULTS.md \\
+        --decode-dirs exp/x/decode_a exp/x/decode_b --model "<description>"
+
+reads each decode dir's ``score.json`` and rewrites RESULTS.md with today's date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tasu.score import (
+    NORMALIZATION_DESCRIPTION,
+    atomic_write_text,
+    read_text,
+    score_texts,
+    summary_dict,
+    write_result,
+    write_results_md,
+)
+
+SCORE_JSON = "score.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line parser for both modes."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tasu.bin.score",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"Text normalisation (refs and hyps): {NORMALIZATION_DESCRIPTION}.",
+    )
+    score = parser.add_argument_group("score mode")
+    score.add_argument("--ref", type=Path, help="reference Kaldi text file (<uttid> <words...>)")
+    score.add_argument("--hyp", type=Path, help="hypothesis Kaldi text file (empty transcripts allowed)")
+    score.add_argument("--out", type=Path, help="result.txt to write (summary + per-utterance alignments)")
+    score.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help=f"summary JSON to write (default: {SCORE_JSON} next to --out)",
+    )
+    score.add_argument(
+        "--set-name",
+        default=None,
+        help="name of the test set in the summary (default: directory name of --ref)",
+    )
+    md = parser.add_argument_group("RESULTS.md mode")
+    md.add_argument("--results-md", type=Path, help="RESULTS.md to regenerate")
+    md.add_argument(
+        "--decode-dirs",
+        type=Path,
+        nargs="+",
+        help=f"decode directories, each holding a {SCORE_JSON} written by score mode",
+    )
+    md.add_argument("--model", help="model description for the 'model' column")
+    md.add_argument("--title", default="Results", help="heading of RESULTS.md (default: %(default)s)")
+    md.add_argument("--notes-file", type=Path, default=None, help="markdown appended after the table")
+    return parser
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score mode: write result.txt and the JSON summary, print one line."""
+    ref = read_text(args.ref)
+    hyp = read_text(args.hyp)
+    result = score_texts(ref, hyp)
+    set_name = args.set_name or args.ref.resolve().parent.name
+    write_result(result, args.out, ref_name=str(args.ref), hyp_name=str(args.hyp))
+    json_path = args.json if args.json is not None else args.out.parent / SCORE_JSON
+    summary = summary_dict(result, set=set_name, ref=str(args.ref), hyp=str(args.hyp))
+    atomic_write_text(json_path, json.dumps(summary, indent=2) + "\n")
+    if result.n_missing_hyp or result.n_extra_hyp or result.n_empty_ref:
+        print(
+            f"warning: {result.n_missing_hyp} missing hyp (scored as empty), "
+            f"{result.n_extra_hyp} extra hyp (ignored), "
+            f"{result.n_empty_ref} empty ref (skipped)",
+            file=sys.stderr,
+        )
+    print(f"{set_name}: WER {result.wer:.2f} % CER {result.cer:.2f} % ({result.n_utts} utts)")
+    return 0
+
+
+def load_row(decode_dir: Path, *, model: str, date: str) -> dict[str, Any]:
+    """One RESULTS.md row from ``<decode_dir>/score.json``."""
+    path = decode_dir / SCORE_JSON
+    if not path.is_file():
+        raise ValueError(f"{path}: not found (run score mode on this decode dir first)")
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    missing = [k for k in ("n_utts", "wer", "cer") if k not in summary]
+    if missing:
+        raise ValueError(f"{path}: lacks key(s): {', '.join(missing)}")
+    return {
+        "set": summary.get("set", decode_dir.name),
+        "n_utts": summary["n_utts"],
+        "wer": summary["wer"],
+        "cer": summary["cer"],
+        "model": model,
+        "date": date,
+    }
+
+
+def run_results_md(args: argparse.Namespace) -> int:
+    """RESULTS.md mode: collect score.json summaries and rewrite the file."""
+    date = datetime.date.today().isoformat()
+    rows = [load_row(d, model=args.model, date=date) for d in args.decode_dirs]
+    notes = args.notes_file.read_text(encoding="utf-8") if args.notes_file else ""
+    write_results_md(args.results_md, rows, title=args.title, notes=notes)
+    print(f"wrote {args.results_md} ({len(rows)} rows)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    score_mode = any(x is not None for x in (args.ref, args.hyp, args.out))
+    md_mode = args.results_md is not None or args.decode_dirs is not None
+    if score_mode == md_mode:
+        parser.error("give either --ref/--hyp/--out (score) or --results-md/--decode-dirs/--model")
+    if score_mode and None in (args.ref, args.hyp, args.out):
+        parser.error("score mode needs --ref, --hyp and --out")
+    if md_mode and (args.results_md is None or not args.decode_dirs or args.model is None):
+        parser.error("RESULTS.md mode needs --results-md, --decode-dirs and --model")
+    try:
+        return run_score(args) if score_mode else run_results_md(args)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Text-only TASU alignment (stage 2): train projector + LoRA on simulated posteriors.
+
+Inputs are the stage-1 unit files (``<dump>/<set>/units``) and the data dirs' ``text``.
+Outputs in ``--expdir``: ``config.yaml``, ``units.txt``, ``checkpoints/``, ``model.pt``,
+``loss.png``, ``history.json``, ``train.log``. A re-run resumes from the newest checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from tasu.config import load_config
+from tasu.data import DataDir, DataError, read_kv
+
+log = logging.getLogger("tasu.train")
+
+
+def setup_logging(logfile: Path) -> None:
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for h in (logging.StreamHandler(), logging.FileHandler(logfile)):
+        h.setFormatter(fmt)
+        root.addHandler(h)
+
+
+def device_from_ngpu(ngpu: int) -> torch.device:
+    if ngpu > 0:
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--ngpu {ngpu} but torch sees no CUDA device (torch {torch.__version__})")
+        return torch.device("cuda:0")
+    return torch.device("cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, required=True, help="training YAML (see conf/train.yaml)")
+    ap.add_argument("--train_data", type=Path, required=True, help="data dir with `text`")
+    ap.add_argument("--train_units", type=Path, required=True, help="stage-1 `units` file of the train set")
+    ap.add_argument("--dev_data", type=Path, help="data dir with `text`")
+    ap.add_argument("--dev_units", type=Path, help="stage-1 `units` file of the dev set")
+    ap.add_argument("--lexicon", type=Path, help="lexicon with letters (for projector.init=spelling)")
+    ap.add_argument("--expdir", type=Path, required=True)
+    ap.add_argument("--ngpu", type=int, default=0)
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. optim.max_steps=20 (repeatable)")
+    args = ap.parse_args(argv)
+    setup_logging(args.expdir / "train.log")
+    log.info("command: %s", " ".join(sys.argv))
+
+    overrides = {}
+    for kv in args.override:
+        if "=" not in kv:
+            ap.error(f"--override expects KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        overrides[k] = yaml.safe_load(v)
+    cfg = load_config(args.config, overrides=overrides)
+    device = device_from_ngpu(args.ngpu)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    log.info("torch %s, device %s, %d threads, seed %d", torch.__version__, device, torch.get_num_threads(), cfg.seed)
+
+    from tasu.encoders.hama import HamaEncoder
+    from tasu.train import Trainer, make_examples, prepare
+    from tasu.simulate import PosteriorSimulator
+    from tasu.units import HamaG2P
+
+    try:
+        train_text = DataDir.load(args.train_data, require=("text",)).text
+        dev_text = DataDir.load(args.dev_data, require=("text",)).text if args.dev_data else {}
+        train_units = read_kv(args.train_units)
+        dev_units = read_kv(args.dev_units) if args.dev_units else {}
+    except DataError as e:
+        log.error("%s", e)
+        return 1
+    enc = HamaEncoder()
+    inv = enc.inventory
+    spellings = HamaG2P(inv, args.lexicon).spellings() if args.lexicon else None
+    model = prepare(cfg, inv, spellings, args.expdir, device)
+    tok = model.tokenizer
+    train = make_examples(train_units, train_text, inv, tok, model.template.eos_id, str(args.train_units))
+    dev = make_examples(dev_units, dev_text, inv, tok, model.template.eos_id, str(args.dev_units)) if dev_units else []
+    index = inv.index()
+    active = sorted({int(i) for e in train for i in e.unit_ids})
+    sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation)
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
+             len(train), len(dev), len(active), inv.size, n_train / 1e6)
+    del index
+    Trainer(cfg, model, sim, train, dev, args.expdir).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

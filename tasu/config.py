@@ -1,0 +1,92 @@
+"""Training/decoding configuration: dataclasses loaded from (and saved to) YAML."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasu.llm import LoraConfig
+from tasu.simulate import SimulationConfig
+
+
+@dataclass
+class ProjectorConfig:
+    kind: str = "linear_silu"
+    hidden: int = 1024
+    init: str = "spelling"        # "spelling": warm start towards letter embeddings; "random"
+    init_steps: int = 400
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    projector_lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 50
+    max_steps: int = 1000
+    batch_size: int = 16
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    llm: str = "smollm2-135m-instruct"
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    system_prompt: str = "You transcribe English speech."
+    task_prompt: str = "Transcribe the speech.\n<speech>"
+    amp: str = "bf16"             # "bf16" or "none"
+    seed: int = 1
+    log_interval: int = 10
+    save_interval: int = 200
+    keep_checkpoints: int = 2
+    dev_interval: int = 200
+    dev_utts: int = 64
+
+
+@dataclass
+class DecodeConfig:
+    batch_size: int = 16
+    max_new_tokens: int = 48
+    num_beams: int = 1
+    psd_threshold: float = 0.5
+
+
+def _build(cls, data: dict[str, Any], where: str):
+    """Instantiate a (nested) dataclass, rejecting unknown keys with their YAML path."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in (data or {}).items():
+        if k not in names:
+            raise ValueError(f"{where}: unknown key {k!r} (known: {', '.join(names)})")
+        ftype = names[k].type
+        sub = {"LoraConfig": LoraConfig, "ProjectorConfig": ProjectorConfig,
+               "SimulationConfig": SimulationConfig, "OptimConfig": OptimConfig}.get(str(ftype))
+        kwargs[k] = _build(sub, v, f"{where}.{k}") if sub and isinstance(v, dict) else v
+    return cls(**kwargs)
+
+
+def load_config(path: Path, cls=TrainConfig, overrides: dict[str, Any] | None = None):
+    """Load a YAML config into ``cls``; ``overrides`` use dotted keys (``optim.lr``)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML: {e}") from None
+    for key, value in (overrides or {}).items():
+        d = data
+        *parents, last = key.split(".")
+        for p in parents:
+            d = d.setdefault(p, {})
+        d[last] = value
+    return _build(cls, data, str(path))
+
+
+def save_config(cfg, path: Path) -> None:
+    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))

@@ -1,0 +1,618 @@
+"""Kaldi-style data directories: table files, validation and audio loading.
+
+A data directory holds sorted ``<key> <value>`` table files:
+
+* ``wav.scp``  recording id -> plain audio path, ``command |`` or ``foo.ark:123``
+* ``text``     utterance id -> transcript
+* ``utt2spk``  utterance id -> speaker id; ``spk2utt`` is its inverse
+* ``segments`` utterance id -> ``<recording id> <start s> <end s>`` (optional)
+
+Every problem is reported as a :class:`DataError` whose message starts with
+``<file>:<line>: `` (or ``<file>: ``) and says how to fix it.  Keys must be in
+C byte order (``LC_ALL=C sort``); for strictly decoded UTF-8, Python's ``str``
+order is exactly that order, so plain ``sorted()`` is used throughout.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import struct
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal, Mapping
+
+import numpy as np
+
+__all__ = [
+    "DATA_FILES",
+    "DataDir",
+    "DataError",
+    "TableLine",
+    "atomic_write_text",
+    "load_audio",
+    "read_kv",
+    "read_recording",
+    "read_table_lines",
+    "recording_duration",
+    "utt2spk_to_spk2utt",
+    "wav_entry_kind",
+    "write_data_dir",
+    "write_kv",
+]
+
+#: The table files :class:`DataDir` understands, in loading order.
+DATA_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments")
+
+_WS = " \t\r\n\v\f"  # ASCII whitespace: Kaldi never splits on Unicode spaces
+_LINE_RE = re.compile(r"([^ \t\r\n\v\f]+)(?:[ \t\r\n\v\f]+(.*))?")
+_ARK_RE = re.compile(r".+:\d+(\[[^\]]*\])?")
+
+
+class DataError(ValueError):
+    """Bad data-directory content; the message starts with ``<file>[:<line>]: ``."""
+
+
+def _loc(path: str | os.PathLike[str], line: int | None = None) -> str:
+    """``"<file>:<line>: "`` or ``"<file>: "``."""
+    return f"{path}:{line}: " if line else f"{path}: "
+
+
+def _fix_hint(path: str | os.PathLike[str]) -> str:
+    """Suggest fix_data_dir for the directory holding ``path``."""
+    return f"run utils/fix_data_dir.sh {Path(path).parent} to repair it"
+
+
+# ---------------------------------------------------------------------------
+# Table files
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableLine:
+    """One physical line of a table file (``key`` is ``""`` on a blank line)."""
+
+    line: int
+    key: str
+    value: str
+    raw: str
+
+
+def _read_text_file(path: Path) -> str:
+    """Read ``path`` as strict UTF-8, mapping every failure to a DataError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{_loc(path)}file does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"{_loc(path)}is a directory, expected a table file") from None
+    except OSError as e:
+        raise DataError(f"{_loc(path)}cannot read file: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(
+            f"{_loc(path, line)}not valid UTF-8 (byte 0x{data[e.start]:02x} at column {col}); "
+            f"re-encode the file, e.g. iconv -f <encoding> -t UTF-8"
+        ) from None
+    if text.startswith("\ufeff"):
+        raise DataError(f"{_loc(path, 1)}file starts with a UTF-8 byte-order mark; remove it")
+    return text
+
+
+def read_table_lines(path: str | os.PathLike[str]) -> list[TableLine]:
+    """Split a table file into lines without judging them (blank lines included).
+
+    Only unreadable or non-UTF-8 files raise; :func:`read_kv` does the checks.
+    """
+    p = Path(path)
+    lines = _read_text_file(p).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline does not start a line
+    out = []
+    for n, raw in enumerate(lines, start=1):
+        m = _LINE_RE.match(raw.lstrip(_WS))
+        if m is None:
+            out.append(TableLine(n, "", "", raw))
+        else:
+            out.append(TableLine(n, m.group(1), (m.group(2) or "").strip(_WS), raw))
+    return out
+
+
+def _read_table(path: Path, *, allow_empty_value: bool = False) -> tuple[dict[str, str], dict[str, int]]:
+    """Strictly read a table file: (key -> value, key -> line number)."""
+    values: dict[str, str] = {}
+    where: dict[str, int] = {}
+    prev: TableLine | None = None
+    for t in read_table_lines(path):
+        here = _loc(path, t.line)
+        if not t.key:
+            raise DataError(f"{here}blank line; delete it ({_fix_hint(path)})")
+        if t.raw[:1] in tuple(_WS):
+            raise DataError(f"{here}line starts with whitespace; the key must be the first character")
+        if not t.value and not allow_empty_value:
+            raise DataError(f"{here}key {t.key!r} has an empty value; give it a value or "
+                            f"delete the line ({_fix_hint(path)})")
+        if t.key in where:
+            raise DataError(f"{here}duplicate key {t.key!r} (first on line {where[t.key]}); "
+                            f"keep one of lines {where[t.key]} and {t.line} ({_fix_hint(path)})")
+        if prev is not None and t.key < prev.key:
+            raise DataError(f"{here}not sorted: key {t.key!r} must come before {prev.key!r} on line "
+                            f"{prev.line}; sort with LC_ALL=C sort -k1,1 ({_fix_hint(path)})")
+        values[t.key] = t.value
+        where[t.key] = t.line
+        prev = t
+    return values, where
+
+
+def read_kv(path: str | os.PathLike[str], *, allow_empty_value: bool = False) -> dict[str, str]:
+    """Read a Kaldi table file into ``{key: value}`` (file order).
+
+    Raises DataError (``file:line``) for a missing/unreadable or non-UTF-8
+    file, blank lines, empty values (unless ``allow_empty_value``), duplicate
+    keys and keys not sorted in C byte order.
+    """
+    return _read_table(Path(path), allow_empty_value=allow_empty_value)[0]
+
+
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` via a temp file in the same dir + ``os.replace``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _format_value(value: object) -> str:
+    """A table value: strings as-is, lists/tuples joined by spaces."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def write_kv(path: str | os.PathLike[str], mapping: Mapping[str, object]) -> None:
+    """Atomically write ``key value`` lines sorted in C byte order.
+
+    List/tuple values are joined by spaces; an empty value writes the key alone.
+    """
+    lines = []
+    for key in sorted(mapping):
+        if not key or any(c in _WS for c in key):
+            raise DataError(f"{_loc(path)}cannot write key {key!r}: keys must be non-empty "
+                            "and contain no whitespace")
+        value = _format_value(mapping[key]).strip(_WS)
+        if "\n" in value or "\r" in value:
+            raise DataError(f"{_loc(path)}cannot write value of {key!r}: it contains a newline")
+        lines.append(f"{key} {value}\n" if value else f"{key}\n")
+    atomic_write_text(path, "".join(lines))
+
+
+def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
+    """Invert utt2spk: speaker -> sorted utterance ids, speakers sorted."""
+    spk2utt: dict[str, list[str]] = {}
+    for utt in sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    return {spk: spk2utt[spk] for spk in sorted(spk2utt)}
+
+
+# ---------------------------------------------------------------------------
+# Data directories
+# ---------------------------------------------------------------------------
+
+
+def _parse_single_tokens(path: Path, table: dict[str, str], where: dict[str, int], what: str) -> None:
+    """Check that every value of ``table`` is one token (e.g. a speaker id)."""
+    for key, value in table.items():
+        if any(c in _WS for c in value):
+            raise DataError(f"{_loc(path, where[key])}{what} {value!r} of {key!r} contains whitespace; "
+                            f"it must be a single token")
+
+
+def _parse_spk2utt(path: Path, table: dict[str, str], where: dict[str, int]) -> dict[str, list[str]]:
+    """spk2utt values as lists; no utterance may appear twice."""
+    out: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for spk, value in table.items():
+        utts = value.split()
+        for u in utts:
+            if u in seen:
+                raise DataError(f"{_loc(path, where[spk])}utterance {u!r} is listed again (already under "
+                                f"speaker {seen[u]!r}); regenerate it with "
+                                f"utils/utt2spk_to_spk2utt.sh < utt2spk > spk2utt")
+            seen[u] = spk
+        out[spk] = utts
+    return out
+
+
+def _parse_time(path: Path, line: int, what: str, token: str) -> float:
+    """A finite number of seconds from a segments field."""
+    try:
+        value = float(token)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise DataError(f"{_loc(path, line)}{what} time {token!r} is not a number; "
+                        f"expected '<utt> <recording> <start-seconds> <end-seconds>'")
+    return value
+
+
+def _parse_segments(path: Path, table: dict[str, str],
+                    where: dict[str, int]) -> dict[str, tuple[str, float, float]]:
+    """segments values as (recording id, start, end)."""
+    out = {}
+    for uid, value in table.items():
+        fields = value.split()
+        line = where[uid]
+        if len(fields) != 3:
+            raise DataError(f"{_loc(path, line)}expected '<utt> <recording> <start> <end>', "
+                            f"got {len(fields) + 1} fields")
+        out[uid] = (fields[0], _parse_time(path, line, "start", fields[1]),
+                    _parse_time(path, line, "end", fields[2]))
+    return out
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """A loaded (and validated) Kaldi data directory; absent files are ``None``."""
+
+    path: Path
+    wav_scp: dict[str, str] | None = None
+    text: dict[str, str] | None = None
+    utt2spk: dict[str, str] | None = None
+    spk2utt: dict[str, list[str]] | None = None
+    segments: dict[str, tuple[str, float, float]] | None = None
+    #: file name -> key -> 1-based line number, for error messages.
+    line_numbers: dict[str, dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, require: Iterable[str] = ("wav.scp",)) -> DataDir:
+        """Read every table file that exists under ``path`` and :meth:`validate` it."""
+        root = Path(path)
+        require = tuple(require)
+        unknown = [r for r in require if r not in DATA_FILES]
+        if unknown:
+            raise ValueError(f"unknown required file(s) {unknown}; choose from {list(DATA_FILES)}")
+        if not root.is_dir():
+            what = "is not a directory" if root.exists() else "data directory does not exist"
+            raise DataError(f"{_loc(root)}{what}")
+        for name in require:
+            if not (root / name).is_file():
+                raise DataError(f"{_loc(root / name)}required file is missing")
+        tables: dict[str, dict[str, str]] = {}
+        lines: dict[str, dict[str, int]] = {}
+        for name in DATA_FILES:
+            if (root / name).exists():
+                tables[name], lines[name] = _read_table(root / name)
+        if "utt2spk" in tables:
+            _parse_single_tokens(root / "utt2spk", tables["utt2spk"], lines["utt2spk"], "speaker id")
+        spk2utt = segments = None
+        if "spk2utt" in tables:
+            spk2utt = _parse_spk2utt(root / "spk2utt", tables["spk2utt"], lines["spk2utt"])
+        if "segments" in tables:
+            segments = _parse_segments(root / "segments", tables["segments"], lines["segments"])
+        dd = cls(path=root, wav_scp=tables.get("wav.scp"), text=tables.get("text"),
+                 utt2spk=tables.get("utt2spk"), spk2utt=spk2utt, segments=segments, line_numbers=lines)
+        dd.validate(require=require)
+        return dd
+
+    @property
+    def utt_ids(self) -> list[str]:
+        """Sorted utterance ids: from segments if present, else wav.scp, else text."""
+        for table in (self.segments, self.wav_scp, self.text):
+            if table is not None:
+                return sorted(table)
+        return []
+
+    @property
+    def audio_file(self) -> str:
+        """The file whose keys are the utterances with audio: segments or wav.scp."""
+        return "segments" if self.segments is not None else "wav.scp"
+
+    def where(self, name: str, key: str) -> str:
+        """``"<dir>/<name>:<line>: "`` for ``key`` (``"<dir>/<name>: "`` if unknown)."""
+        return _loc(self.path / name, self.line_numbers.get(name, {}).get(key))
+
+    def validate(self, require: Iterable[str] = ()) -> None:
+        """Check cross-file consistency; raise DataError naming file and line."""
+        for name in require:
+            if getattr(self, name.replace(".", "_")) is None:
+                raise DataError(f"{_loc(self.path / name)}required file is missing")
+        if self.wav_scp is None and self.text is None:
+            raise DataError(f"{_loc(self.path)}neither wav.scp nor text exists; nothing to load")
+        self._check_segments()
+        if not self.utt_ids:
+            first = next(n for n in ("segments", "wav.scp", "text") if getattr(self, n.replace(".", "_")) is not None)
+            raise DataError(f"{_loc(self.path / first)}file has no entries; the data directory is empty")
+        self._check_text_vs_audio()
+        self._check_utt2spk()
+        self._check_spk2utt()
+
+    def _check_segments(self) -> None:
+        """Segments need wav.scp, known recordings and 0 <= start < end."""
+        if self.segments is None:
+            return
+        if self.wav_scp is None:
+            raise DataError(f"{_loc(self.path / 'segments')}segments needs wav.scp (its recordings); "
+                            "add wav.scp or delete segments")
+        for uid, (rec, start, end) in self.segments.items():
+            here = self.where("segments", uid)
+            if rec not in self.wav_scp:
+                raise DataError(f"{here}recording {rec!r} of segment {uid!r} is not in wav.scp; "
+                                f"{_fix_hint(self.path / 'segments')}")
+            if start < 0:
+                raise DataError(f"{here}segment {uid!r} starts at {start} s, before 0")
+            if end <= start:
+                raise DataError(f"{here}segment {uid!r} ends at {end} s, not after its start {start} s; "
+                                "fix the times or delete the segment")
+
+    def _mismatch(self, name: str, missing: list[str], other: str, what: str) -> DataError:
+        """A 'N ids of <name> are not in <other>' error pointing at the first one."""
+        first = missing[0]
+        return DataError(f"{self.where(name, first)}{len(missing)} utterance(s) in {name} {what} "
+                         f"(first: {first!r}); {_fix_hint(self.path / name)} "
+                         f"(it keeps only ids present in every file)")
+
+    def _check_text_vs_audio(self) -> None:
+        """Every transcript needs audio and every audio needs a transcript."""
+        if self.text is None or self.wav_scp is None:
+            return
+        audio_name = self.audio_file
+        audio = self.segments if self.segments is not None else self.wav_scp
+        no_audio = [u for u in self.text if u not in audio]
+        if no_audio:
+            raise self._mismatch("text", no_audio, audio_name, f"have no audio in {audio_name}")
+        no_text = [u for u in audio if u not in self.text]
+        if no_text:
+            raise self._mismatch(audio_name, no_text, "text", "have no transcript in text")
+
+    def _check_utt2spk(self) -> None:
+        """utt2spk must map exactly the utterances."""
+        if self.utt2spk is None:
+            return
+        utts = self.utt_ids
+        source = "segments" if self.segments is not None else ("wav.scp" if self.wav_scp is not None else "text")
+        missing = [u for u in utts if u not in self.utt2spk]
+        if missing:
+            first = missing[0]
+            at = self.where(source, first).rstrip(": ")
+            raise DataError(f"{_loc(self.path / 'utt2spk')}{len(missing)} utterance(s) have no speaker "
+                            f"(first: {first!r} from {at}); {_fix_hint(self.path / 'utt2spk')}")
+        known = set(utts)
+        extra = [u for u in self.utt2spk if u not in known]
+        if extra:
+            raise self._mismatch("utt2spk", extra, source, f"are not in {source}")
+
+    def _check_spk2utt(self) -> None:
+        """spk2utt must be the exact inverse of utt2spk."""
+        if self.spk2utt is None:
+            return
+        name = "spk2utt"
+        hint = "regenerate it: utils/utt2spk_to_spk2utt.sh < utt2spk > spk2utt"
+        if self.utt2spk is None:
+            raise DataError(f"{_loc(self.path / name)}spk2utt exists but utt2spk does not; "
+                            "create utt2spk (spk2utt is derived from it)")
+        expected = utt2spk_to_spk2utt(self.utt2spk)
+        for spk, utts in self.spk2utt.items():
+            here = self.where(name, spk)
+            for u in utts:
+                if self.utt2spk.get(u) != spk:
+                    got = self.utt2spk.get(u)
+                    why = "is not in utt2spk" if got is None else \
+                        f"maps to speaker {got!r} in {self.where('utt2spk', u).rstrip(': ')}"
+                    raise DataError(f"{here}utterance {u!r} is listed under speaker {spk!r} but {why}; {hint}")
+            listed = set(utts)
+            lacking = [u for u in expected.get(spk, []) if u not in listed]
+            if lacking:
+                raise DataError(f"{here}speaker {spk!r} lacks {len(lacking)} utterance(s) of utt2spk "
+                                f"(first: {lacking[0]!r}); {hint}")
+        for spk, utts in expected.items():
+            if spk not in self.spk2utt:
+                at = self.where("utt2spk", utts[0]).rstrip(": ")
+                raise DataError(f"{_loc(self.path / name)}speaker {spk!r} (from {at}) is missing; {hint}")
+
+
+def write_data_dir(path: str | os.PathLike[str], *, wav_scp: Mapping[str, str] | None = None,
+                   text: Mapping[str, str] | None = None,
+                   utt2spk: Mapping[str, str] | None = None) -> DataDir:
+    """Write the given tables plus utt2spk/spk2utt, then load and validate the directory.
+
+    Without ``utt2spk`` every utterance is its own speaker (uid -> uid).
+    """
+    if wav_scp is None and text is None:
+        raise ValueError("write_data_dir needs wav_scp or text")
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    if utt2spk is None:
+        utt2spk = {u: u for u in (wav_scp if wav_scp is not None else text)}  # type: ignore[union-attr]
+    if wav_scp is not None:
+        write_kv(root / "wav.scp", wav_scp)
+    if text is not None:
+        write_kv(root / "text", text)
+    write_kv(root / "utt2spk", utt2spk)
+    write_kv(root / "spk2utt", utt2spk_to_spk2utt(utt2spk))
+    return DataDir.load(root, require=())
+
+
+# ---------------------------------------------------------------------------
+# Audio
+# ---------------------------------------------------------------------------
+
+WavKind = Literal["pipe", "ark", "file"]
+
+
+def wav_entry_kind(value: str) -> WavKind:
+    """Classify a wav.scp value: ``"pipe"`` (``cmd |``), ``"ark"`` (``x.ark:123``) or ``"file"``."""
+    if value.endswith("|"):
+        return "pipe"
+    if _ARK_RE.fullmatch(value) and not os.path.exists(value):
+        return "ark"
+    return "file"
+
+
+def _to_mono_float(samples: np.ndarray) -> np.ndarray:
+    """(frames[, channels]) int/float samples -> float32 mono in [-1, 1]."""
+    x = np.asarray(samples)
+    if x.ndim == 2:
+        pass
+    elif x.ndim == 1:
+        x = x[:, None]
+    else:
+        raise ValueError(f"audio array has shape {x.shape}; expected (samples,) or (samples, channels)")
+    if x.dtype == np.uint8:
+        y = (x.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(x.dtype, np.signedinteger):
+        y = x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
+    elif np.issubdtype(x.dtype, np.floating):
+        y = x.astype(np.float32)
+    else:
+        raise ValueError(f"unsupported sample type {x.dtype}")
+    mono = y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
+    return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _bounds(n: int, sr: int, start: float, end: float | None) -> tuple[int, int]:
+    """Sample range of [start, end) seconds in an ``n``-sample signal (end clipped)."""
+    a = min(max(int(round(start * sr)), 0), n)
+    b = n if end is None else min(max(int(round(end * sr)), a), n)
+    return a, b
+
+
+def _require_file(path: str) -> None:
+    """FileNotFoundError with a hint when a plain wav.scp path does not exist."""
+    if not os.path.exists(path):
+        hint = "; if this is a command, end it with '|'" if any(c in _WS for c in path) else \
+            " (relative paths are resolved against the current directory)"
+        raise FileNotFoundError(f"audio file {path!r} does not exist{hint}")
+
+
+def _read_plain(path: str, start: float, end: float | None) -> tuple[np.ndarray, int]:
+    """Read [start, end) of an audio file with soundfile (only that range is decoded)."""
+    import soundfile as sf
+
+    _require_file(path)
+    with sf.SoundFile(path) as f:
+        sr = f.samplerate
+        a, b = _bounds(f.frames, sr, start, end)
+        if a:
+            f.seek(a)
+        data = f.read(b - a, dtype="float32", always_2d=True)
+    return data, sr
+
+
+def _read_pipe(command: str) -> tuple[np.ndarray, int]:
+    """Run ``command`` in a shell and decode the audio it writes to stdout."""
+    import soundfile as sf
+
+    proc = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError(f"command failed with exit status {proc.returncode}"
+                           + (f": {err[-1]}" if err else ""))
+    if not proc.stdout:
+        raise RuntimeError("command wrote no audio to stdout")
+    data, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    return data, sr
+
+
+def _read_ark(spec: str) -> tuple[np.ndarray, int]:
+    """Read a wave entry of a Kaldi archive (``foo.ark:123``) with kaldiio."""
+    import kaldiio
+
+    obj = kaldiio.load_mat(spec)
+    if not isinstance(obj, tuple):
+        raise ValueError(f"archive entry is a {np.shape(obj)} matrix (features?), not audio")
+    sr, data = obj
+    return data, int(sr)
+
+
+def read_recording(dd: DataDir, rec_id: str, *, start: float = 0.0,
+                   end: float | None = None) -> tuple[np.ndarray, int]:
+    """Samples [start, end) s of a wav.scp recording as float32 mono (may be empty)."""
+    if dd.wav_scp is None:
+        raise DataError(f"{_loc(dd.path / 'wav.scp')}file is missing; cannot load recording {rec_id!r}")
+    if rec_id not in dd.wav_scp:
+        raise DataError(f"{_loc(dd.path / 'wav.scp')}no entry for recording {rec_id!r}")
+    value = dd.wav_scp[rec_id]
+    here = dd.where("wav.scp", rec_id)
+    kind = wav_entry_kind(value)
+    try:
+        if kind == "file":
+            data, sr = _read_plain(value, start, end)
+        else:
+            data, sr = _read_pipe(value[:-1]) if kind == "pipe" else _read_ark(value)
+            a, b = _bounds(len(data), sr, start, end)
+            data = data[a:b]
+        wave = _to_mono_float(data)
+    except (OSError, RuntimeError, ValueError, AssertionError, EOFError, struct.error) as e:
+        cause = str(e) or type(e).__name__
+        raise DataError(f"{here}cannot read audio of {rec_id!r} ({kind} {value!r}): {cause}") from e
+    if not np.isfinite(wave).all():
+        raise DataError(f"{here}audio of {rec_id!r} contains NaN or infinite samples")
+    return wave, sr
+
+
+def recording_duration(dd: DataDir, rec_id: str, *, decode: bool = True) -> float | None:
+    """Duration (s) of a wav.scp recording: plain files from their header only;
+    pipes and archives are decoded, or skipped (None) when ``decode`` is False.
+    """
+    value = (dd.wav_scp or {}).get(rec_id)
+    if value is None or wav_entry_kind(value) != "file":
+        if not decode:
+            return None
+        wave, sr = read_recording(dd, rec_id)
+        frames = wave.size
+    else:
+        import soundfile as sf
+
+        try:
+            _require_file(value)
+            info = sf.info(value)
+        except (OSError, RuntimeError) as e:
+            raise DataError(f"{dd.where('wav.scp', rec_id)}cannot read the audio header of {rec_id!r} "
+                            f"(file {value!r}): {e}") from e
+        frames, sr = info.frames, info.samplerate
+    if frames <= 0:
+        raise DataError(f"{dd.where('wav.scp', rec_id)}audio of {rec_id!r} is empty (0 samples)")
+    return frames / sr
+
+
+def load_audio(dd: DataDir, uid: str) -> tuple[np.ndarray, int]:
+    """Float32 mono waveform in [-1, 1] of utterance ``uid`` and its sample rate.
+
+    Applies ``segments`` when present; multichannel audio is averaged to mono.
+    """
+    if dd.segments is not None:
+        if uid not in dd.segments:
+            raise DataError(f"{_loc(dd.path / 'segments')}no segment for utterance {uid!r}")
+        rec, start, end = dd.segments[uid]
+        wave, sr = read_recording(dd, rec, start=start, end=end)
+        if wave.size == 0:
+            raise DataError(f"{dd.where('segments', uid)}segment {uid!r} [{start}, {end}] s selects no audio "
+                            f"from recording {rec!r} ({dd.where('wav.scp', rec).rstrip(': ')}); "
+                            "check the times against the recording length")
+        return wave, sr
+    wave, sr = read_recording(dd, uid)
+    if wave.size == 0:
+        raise DataError(f"{dd.where('wav.scp', uid)}audio of {uid!r} is empty (0 samples)")
+    return wave, sr

@@ -1,0 +1,33 @@
+"""Batched generation over PSD posteriors (a kaldiio scp) with a trained SpeechLLM."""
+from __future__ import annotations
+
+import time
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from tasu.model import SpeechLLM
+
+
+def length_sorted_batches(items: list[tuple[str, np.ndarray]], batch_size: int) -> Iterator[list[tuple[str, np.ndarray]]]:
+    """Batches of similar length (longest first, so memory peaks early)."""
+    order = sorted(items, key=lambda kv: -kv[1].shape[0])
+    for i in range(0, len(order), batch_size):
+        yield order[i:i + batch_size]
+
+
+def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 16,
+                      max_new_tokens: int = 48, num_beams: int = 1, progress=None) -> dict[str, str]:
+    """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}``."""
+    tok = model.tokenizer
+    out: dict[str, str] = {}
+    items = list(items)
+    for batch in length_sorted_batches(items, batch_size):
+        feats = [torch.from_numpy(np.asarray(m, dtype=np.float32)) for _, m in batch]
+        hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams)
+        for (uid, _), ids in zip(batch, hyps):
+            out[uid] = " ".join(tok.decode(ids, skip_special_tokens=True).split())
+        if progress is not None:
+            progress.update(len(batch))
+    return out

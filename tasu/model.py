@@ -1,0 +1,104 @@
+"""SpeechLLM: projector + causal LM. Takes tensors, returns tensors (no I/O here)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
+
+from tasu.llm import PromptTemplate
+
+IGNORE = -100
+
+
+class SpeechLLM(nn.Module):
+    """``prompt prefix + projector(posteriors) + prompt suffix + answer`` through an LLM."""
+
+    def __init__(self, llm: nn.Module, projector: nn.Module, template: PromptTemplate,
+                 pad_id: int, amp_dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.llm = llm
+        self.projector = projector
+        self.template = template
+        self.pad_id = pad_id
+        self.amp_dtype = amp_dtype
+
+    # -- pieces -------------------------------------------------------------------------
+    @property
+    def base(self) -> nn.Module:
+        """The underlying ``*ForCausalLM`` (LoRA layers, if any, are injected in place)."""
+        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.projector.parameters()).device
+
+    def _embed_ids(self, ids: Sequence[int]) -> torch.Tensor:
+        emb = self.base.get_input_embeddings()
+        return emb(torch.tensor(list(ids), dtype=torch.long, device=self.device))
+
+    def assemble(self, feats: Sequence[torch.Tensor], answers: Sequence[Sequence[int]] | None = None,
+                 left_pad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Build ``(inputs_embeds [B,T,D], attention_mask [B,T], labels [B,T])``.
+
+        ``labels`` hold the answer token ids at the answer positions and ``-100``
+        elsewhere (prompt, speech, padding), so the loss covers the answer only.
+        """
+        pre, suf = self._embed_ids(self.template.prefix), self._embed_ids(self.template.suffix)
+        rows, labels = [], []
+        for i, f in enumerate(feats):
+            sp = self.projector(f.to(self.device))
+            parts = [pre, sp.to(pre.dtype), suf]
+            lab = [IGNORE] * (len(self.template.prefix) + f.shape[0] + len(self.template.suffix))
+            if answers is not None:
+                parts.append(self._embed_ids(answers[i]))
+                lab += list(answers[i])
+            rows.append(torch.cat(parts))
+            labels.append(torch.tensor(lab, dtype=torch.long))
+        if left_pad:
+            rows = [r.flip(0) for r in rows]
+            labels = [lab.flip(0) for lab in labels]
+        x = pad_sequence(rows, batch_first=True)
+        mask = pad_sequence([torch.ones(len(r), dtype=torch.long) for r in rows], batch_first=True)
+        y = pad_sequence(labels, batch_first=True, padding_value=IGNORE)
+        if left_pad:
+            x, mask, y = x.flip(1), mask.flip(1), y.flip(1)
+        return x, mask.to(self.device), y.to(self.device)
+
+    def _autocast(self):
+        enabled = self.amp_dtype is not None
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=enabled)
+
+    # -- training -----------------------------------------------------------------------
+    def forward(self, feats: Sequence[torch.Tensor], answers: Sequence[Sequence[int]]) -> tuple[torch.Tensor, int]:
+        """Mean cross-entropy over answer tokens, and their number.
+
+        Logits are computed only where a label follows (the answer), not over the
+        prompt and speech positions: the LM head is a 49k x 576 matmul per position.
+        """
+        with self._autocast():
+            x, mask, y = self.assemble(feats, answers)
+            h = self.base.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
+            tgt = y[:, 1:]
+            sel = tgt != IGNORE
+            logits = self.base.lm_head(h[:, :-1][sel])
+        loss = nn.functional.cross_entropy(logits.float(), tgt[sel])
+        return loss, int(sel.sum())
+
+    # -- inference ----------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, feats: Sequence[torch.Tensor], max_new_tokens: int = 64,
+                 num_beams: int = 1) -> list[list[int]]:
+        """Greedy (or beam) decoding; returns the answer token ids without the end token."""
+        with self._autocast():
+            x, mask, _ = self.assemble(feats, left_pad=True)
+            out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                    do_sample=False, num_beams=num_beams, eos_token_id=self.template.eos_id,
+                                    pad_token_id=self.pad_id)
+        hyps = []
+        for row in out.tolist():
+            if self.template.eos_id in row:
+                row = row[:row.index(self.template.eos_id)]
+            hyps.append([t for t in row if t != self.pad_id])
+        return hyps

@@ -1,0 +1,284 @@
+"""Text-only TASU training: simulated posteriors -> projector (+ LoRA) -> LLM loss.
+
+The trainer owns the loop (batching, optimiser, schedule, checkpoints, logs); model details
+stay in :mod:`tasu.model`. Checkpoints hold the trainable weights (projector + adapters),
+the optimiser, scheduler and RNG states and the step, written atomically; a re-run resumes
+from the newest one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from tasu.config import TrainConfig, save_config
+from tasu.llm import PromptTemplate, load_llm
+from tasu.model import SpeechLLM
+from tasu.projector import build_projector, fit_projector, spelling_targets
+from tasu.simulate import PosteriorSimulator
+from tasu.units import UnitInventory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TextExample:
+    uid: str
+    unit_ids: np.ndarray     # encoder unit ids, <wb> between words
+    answer_ids: tuple[int, ...]  # answer tokens + end token
+
+
+def make_examples(units: dict[str, str], text: dict[str, str], inventory: UnitInventory,
+                  tokenizer, eos_id: int, source: str = "units") -> list[TextExample]:
+    """Pair unit strings with answer tokens; unknown units are an error naming the utterance."""
+    index = inventory.index()
+    out = []
+    for uid, u in units.items():
+        if uid not in text:
+            raise ValueError(f"{source}: utterance {uid} has units but no transcript")
+        try:
+            ids = np.array([index[x] for x in u.split()], dtype=np.int64)
+        except KeyError as e:
+            raise ValueError(f"{source}: utterance {uid}: unit {e.args[0]!r} is not in the inventory") from None
+        ans = tuple(tokenizer(text[uid], add_special_tokens=False)["input_ids"]) + (eos_id,)
+        out.append(TextExample(uid, ids, ans))
+    return out
+
+
+def length_batches(examples: Sequence[TextExample], batch_size: int, rng: random.Random,
+                   bucket: int = 50) -> Iterator[list[TextExample]]:
+    """Endless shuffled batches of similar length (little padding), epoch after epoch."""
+    while True:
+        order = list(examples)
+        rng.shuffle(order)
+        batches = []
+        for i in range(0, len(order), batch_size * bucket):
+            chunk = sorted(order[i:i + batch_size * bucket], key=lambda e: len(e.unit_ids))
+            batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def build_model(cfg: TrainConfig, inventory: UnitInventory, device: torch.device) -> SpeechLLM:
+    """LLM (+ LoRA) and a freshly initialised projector, assembled into a SpeechLLM."""
+    llm, tok = load_llm(cfg.llm, cfg.lora)
+    dim = llm.get_input_embeddings().weight.shape[1]
+    proj = build_projector(cfg.projector.kind, inventory.size, dim, hidden=cfg.projector.hidden)
+    template = PromptTemplate.build(tok, cfg.task_prompt, cfg.system_prompt)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else template.eos_id
+    amp = torch.bfloat16 if cfg.amp == "bf16" else None
+    if amp is not None:  # frozen weights stored in bf16: no per-step casts under autocast
+        for p in llm.parameters():
+            if not p.requires_grad:
+                p.data = p.data.to(amp)
+    model = SpeechLLM(llm, proj, template, pad, amp).to(device)
+    model.tokenizer = tok
+    return model
+
+
+def load_trained(expdir: Path, device: torch.device, checkpoint: str = "model.pt") -> tuple[SpeechLLM, TrainConfig, UnitInventory]:
+    """Rebuild a trained SpeechLLM from an exp dir (config.yaml, units.txt, model.pt)."""
+    from tasu.config import load_config
+
+    for name in ("config.yaml", "units.txt", checkpoint):
+        if not (expdir / name).is_file():
+            raise FileNotFoundError(f"{expdir / name}: missing; is {expdir} a finished training dir?")
+    cfg = load_config(expdir / "config.yaml")
+    inventory = UnitInventory.from_file(expdir / "units.txt")
+    model = build_model(cfg, inventory, device)
+    state = torch.load(expdir / checkpoint, map_location=device)
+    state = state.get("model", state)
+    missing = set(trainable_state(model)) - set(state)
+    if missing:
+        raise RuntimeError(f"{expdir / checkpoint}: lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}")
+    model.load_state_dict(state, strict=False)
+    model.eval()
+    return model, cfg, inventory
+
+
+def _lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup)))) * 0.95 + 0.05
+    return f
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    tr = [h for h in history if "loss" in h]
+    ax.plot([h["step"] for h in tr], [h["loss"] for h in tr], label="train")
+    dv = [h for h in history if "dev_loss" in h]
+    if dv:
+        ax.plot([h["step"] for h in dv], [h["dev_loss"] for h in dv], "o-", label="dev")
+    ax.set_xlabel("step")
+    ax.set_ylabel("answer-token cross-entropy")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, model: SpeechLLM, simulator: PosteriorSimulator,
+                 train: list[TextExample], dev: list[TextExample], expdir: Path) -> None:
+        self.cfg, self.model, self.sim = cfg, model, simulator
+        self.train_set, self.dev_set, self.expdir = train, dev, expdir
+        self.ckdir = expdir / "checkpoints"
+        self.ckdir.mkdir(parents=True, exist_ok=True)
+        o = cfg.optim
+        groups = [
+            {"params": [p for p in model.projector.parameters()], "lr": o.projector_lr},
+            {"params": [p for n, p in model.llm.named_parameters() if p.requires_grad], "lr": o.lr},
+        ]
+        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=o.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(o.warmup_steps, o.max_steps))
+        self.step = 0
+        self.history: list[dict] = []
+        self.py_rng = random.Random(cfg.seed)
+        self.np_rng = np.random.default_rng(cfg.seed)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def save(self) -> Path:
+        path = self.ckdir / f"step{self.step:07d}.pt"
+        atomic_torch_save({
+            "model": trainable_state(self.model), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "step": self.step, "history": self.history,
+            "py_rng": self.py_rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }, path)
+        old = sorted(self.ckdir.glob("step*.pt"))[:-self.cfg.keep_checkpoints]
+        for p in old:
+            p.unlink()
+        return path
+
+    def maybe_resume(self) -> bool:
+        cks = sorted(self.ckdir.glob("step*.pt"))
+        if not cks:
+            return False
+        ck = torch.load(cks[-1], map_location="cpu", weights_only=False)
+        self.model.load_state_dict(ck["model"], strict=False)
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.step, self.history = ck["step"], ck["history"]
+        self.py_rng.setstate(ck["py_rng"])
+        self.np_rng.bit_generator.state = ck["np_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        log.info("resumed from %s (step %d)", cks[-1], self.step)
+        return True
+
+    # -- loop ---------------------------------------------------------------------------
+    def _feats(self, batch: Sequence[TextExample], rng: np.random.Generator) -> list[torch.Tensor]:
+        return [torch.from_numpy(self.sim(e.unit_ids, rng)) for e in batch]
+
+    @torch.no_grad()
+    def dev_loss(self) -> float:
+        self.model.eval()
+        rng = np.random.default_rng(12345)
+        tot, n = 0.0, 0
+        dev = self.dev_set[:self.cfg.dev_utts]
+        for i in range(0, len(dev), self.cfg.optim.batch_size):
+            b = dev[i:i + self.cfg.optim.batch_size]
+            loss, k = self.model(self._feats(b, rng), [e.answer_ids for e in b])
+            tot, n = tot + float(loss) * k, n + k
+        self.model.train()
+        return tot / max(n, 1)
+
+    def run(self) -> None:
+        from tqdm import tqdm
+
+        cfg, o = self.cfg, self.cfg.optim
+        self.maybe_resume()
+        # fast-forward the batch stream so a resumed run sees the batches it would have seen
+        batches = length_batches(self.train_set, o.batch_size, random.Random(cfg.seed))
+        for _ in range(self.step):
+            next(batches)
+        self.model.train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        bar = tqdm(total=o.max_steps, initial=self.step, desc="train", unit="step", mininterval=10)
+        t0, sents, toks, win = time.time(), 0, 0, []
+        while self.step < o.max_steps:
+            batch = next(batches)
+            loss, ntok = self.model(self._feats(batch, self.np_rng), [e.answer_ids for e in batch])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at step {self.step}")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+            self.opt.step()
+            self.sched.step()
+            self.step += 1
+            sents += len(batch)
+            toks += ntok
+            win.append(float(loss))
+            bar.update(1)
+            if self.step % cfg.log_interval == 0 or self.step == o.max_steps:
+                el = time.time() - t0
+                rec = {"step": self.step, "loss": sum(win) / len(win), "lr": self.sched.get_last_lr()[-1],
+                       "grad_norm": float(gnorm), "sent_per_s": sents / el}
+                self.history.append(rec)
+                log.info("step %d loss %.4f lr %.2e gnorm %.2f %.2f sent/s", self.step, rec["loss"],
+                         rec["lr"], rec["grad_norm"], rec["sent_per_s"])
+                win = []
+            if self.dev_set and (self.step % cfg.dev_interval == 0 or self.step == o.max_steps):
+                d = self.dev_loss()
+                self.history.append({"step": self.step, "dev_loss": d})
+                log.info("step %d dev_loss %.4f", self.step, d)
+                plot_history(self.history, self.expdir / "loss.png")
+            if self.step % cfg.save_interval == 0 or self.step == o.max_steps:
+                self.save()
+        bar.close()
+        atomic_torch_save(trainable_state(self.model), self.expdir / "model.pt")
+        plot_history(self.history, self.expdir / "loss.png")
+        (self.expdir / "history.json").write_text(json.dumps(self.history, indent=1))
+        log.info("done: %d steps, model at %s", self.step, self.expdir / "model.pt")
+
+
+def prepare(cfg: TrainConfig, inventory: UnitInventory, spellings: dict[str, dict[str, int]] | None,
+            expdir: Path, device: torch.device) -> SpeechLLM:
+    """Build the model, warm-start the projector, and record config + units in ``expdir``."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, inventory, device)
+    if cfg.projector.init == "spelling":
+        if not spellings:
+            raise ValueError("projector.init=spelling needs unit spellings (a lexicon with letters)")
+        emb = model.base.get_input_embeddings().weight.detach().cpu()
+        targets, has = spelling_targets(inventory.units, spellings, model.tokenizer, emb,
+                                        inventory.word_boundary)
+        rel = fit_projector(model.projector.cpu(), targets, has, steps=cfg.projector.init_steps, seed=cfg.seed)
+        model.projector.to(device)
+        log.info("projector warm start: %d units with spelling targets, relative MSE %.3f", int(has.sum()), rel)
+    elif cfg.projector.init != "random":
+        raise ValueError(f"projector.init must be 'spelling' or 'random', got {cfg.projector.init!r}")
+    expdir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, expdir / "config.yaml")
+    inventory.to_file(expdir / "units.txt")
+    return model

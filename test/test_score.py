@@ -1,0 +1,279 @@
+"""Tests for tasu.score and the ``python -m tasu.bin.score`` CLI (hand-computed cases)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from tasu.score import (
+    ScoreResult,
+    format_alignment,
+    normalize_text,
+    read_text,
+    score_texts,
+    write_result,
+    write_results_md,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- normalize_text ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("The CAT Sat", "the cat sat"),
+        ("Hello, world!  How are you?", "hello world how are you"),
+        ("don't", "don't"),
+        ("Don\u2019t stop", "don't stop"),  # curly apostrophe -> ASCII, kept
+        ("'quoted' words", "quoted words"),
+        ("\u2018quoted\u2019 \u201cdouble\u201d", "quoted double"),
+        ('"straight" quotes', "straight quotes"),
+        ("rock 'n' roll", "rock n roll"),
+        ("the dogs' toys", "the dogs toys"),
+        ("well-known", "well known"),
+        ("state-of-the-art \u2014 model", "state of the art model"),
+        ("\uff21\uff22\uff23 ok", "abc ok"),  # full-width letters via NFKC
+        ("  lots \t of\n space  ", "lots of space"),
+        ("...", ""),
+        ("", ""),
+        ("caf\u00e9", "caf\u00e9"),
+    ],
+)
+def test_normalize_text(raw: str, expected: str) -> None:
+    assert normalize_text(raw) == expected
+
+
+def test_normalize_text_is_idempotent() -> None:
+    s = "It\u2019s a \u201cwell-known\u201d FACT, isn't it?"
+    assert normalize_text(normalize_text(s)) == normalize_text(s) == "it's a well known fact isn't it"
+
+
+# --- read_text --------------------------------------------------------------
+
+
+def test_read_text_basic_and_empty_transcript(tmp_path: Path) -> None:
+    p = _write(tmp_path / "text", "utt1 hello world\nutt2\nutt3   spaced   out  \n")
+    assert read_text(p) == {"utt1": "hello world", "utt2": "", "utt3": "spaced   out"}
+
+
+def test_read_text_duplicate_id(tmp_path: Path) -> None:
+    p = _write(tmp_path / "text", "utt1 a\nutt2 b\nutt1 c\n")
+    with pytest.raises(ValueError, match=rf"^{p}:3: duplicate"):
+        read_text(p)
+
+
+def test_read_text_line_without_id(tmp_path: Path) -> None:
+    p = _write(tmp_path / "text", "utt1 a\n\nutt2 b\n")
+    with pytest.raises(ValueError, match=rf"^{p}:2: "):
+        read_text(p)
+
+
+# --- score_texts ------------------------------------------------------------
+
+
+def test_sub_and_del() -> None:
+    r = score_texts({"u1": "the cat sat on the mat"}, {"u1": "the cat sit on mat"})
+    assert (r.sub, r.dele, r.ins, r.n_ref_words, r.n_utts) == (1, 1, 0, 6, 1)
+    assert r.wer == pytest.approx(100 * 2 / 6)
+    assert round(r.wer, 2) == 33.33
+    (d,) = r.details
+    assert d.uttid == "u1" and d.n_errors == 2
+    assert format_alignment(d.ops) == ("the cat SAT on THE mat", "the cat SIT on *** mat")
+
+
+def test_insertion() -> None:
+    r = score_texts({"u1": "hello world"}, {"u1": "hello big world"})
+    assert (r.sub, r.dele, r.ins) == (0, 0, 1)
+    assert r.wer == pytest.approx(50.0)
+    assert format_alignment(r.details[0].ops) == ("hello *** world", "hello BIG world")
+
+
+def test_normalisation_applied_before_scoring() -> None:
+    r = score_texts({"u1": "Don\u2019t stop, well-known!"}, {"u1": "don't STOP well known"})
+    assert r.wer == 0.0 and r.cer == 0.0
+    assert r.n_ref_words == 4
+
+
+def test_cer_hand_computed() -> None:
+    # "abcd" vs "abxd": 1 substitution over 4 characters.
+    r = score_texts({"u1": "abcd"}, {"u1": "abxd"})
+    assert r.cer == pytest.approx(25.0)
+    assert (r.char_sub, r.char_dele, r.char_ins, r.n_ref_chars) == (1, 0, 0, 4)
+    # Spaces count as characters: "ab cd" vs "abcd" is 1 deletion over 5.
+    r = score_texts({"u1": "ab cd"}, {"u1": "abcd"})
+    assert r.cer == pytest.approx(20.0)
+    assert r.cer == pytest.approx(100 * jiwer.cer("ab cd", "abcd"))
+
+
+def test_corpus_level_pooling() -> None:
+    # WER pools errors over all reference words (not a mean of per-utt WERs).
+    r = score_texts({"a": "one two three four", "b": "five"}, {"a": "one two three four", "b": "six"})
+    assert r.wer == pytest.approx(100 * 1 / 5)
+
+
+def test_missing_hyp_scored_as_deletions() -> None:
+    r = score_texts({"u1": "a b c", "u2": "d e"}, {"u1": "a b c"})
+    assert r.n_missing_hyp == 1
+    assert (r.sub, r.dele, r.ins, r.n_ref_words) == (0, 2, 0, 5)
+    assert r.wer == pytest.approx(40.0)
+    u2 = next(d for d in r.details if d.uttid == "u2")
+    assert u2.missing_hyp and u2.hyp == ""
+
+
+def test_empty_hyp_line_is_all_deletions() -> None:
+    r = score_texts({"u1": "a b"}, {"u1": ""})
+    assert r.n_missing_hyp == 0
+    assert r.dele == 2 and r.wer == pytest.approx(100.0) and r.cer == pytest.approx(100.0)
+
+
+def test_extra_hyp_counted_and_ignored() -> None:
+    r = score_texts({"u1": "a b"}, {"u1": "a b", "zzz": "lots of extra words"})
+    assert r.n_extra_hyp == 1
+    assert r.wer == 0.0 and r.ins == 0 and r.n_utts == 1
+
+
+def test_empty_reference_skipped() -> None:
+    r = score_texts({"u1": "a b", "u2": "", "u3": "?!"}, {"u1": "a b", "u2": "x", "u3": "y"})
+    assert r.n_empty_ref == 2
+    assert r.n_utts == 1 and r.wer == 0.0 and r.ins == 0
+    assert [d.uttid for d in r.details] == ["u1"]
+
+
+def test_nothing_to_score_raises() -> None:
+    with pytest.raises(ValueError, match="no non-empty reference"):
+        score_texts({"u1": "..."}, {"u1": "x"})
+
+
+# --- write_result / write_results_md ----------------------------------------
+
+
+def test_write_result(tmp_path: Path) -> None:
+    ref = {"u2": "the cat sat on the mat", "u1": "all good here", "u3": "hello world"}
+    hyp = {"u2": "the cat sit on mat", "u1": "all good here", "u3": "hello big world", "x": "extra"}
+    r = score_texts(ref, hyp)
+    assert isinstance(r, ScoreResult)
+    out = tmp_path / "decode" / "result.txt"
+    write_result(r, out, ref_name="data/test/text", hyp_name="exp/x/text")
+    text = out.read_text(encoding="utf-8")
+    # 1 sub + 1 del + 1 ins over 6 + 3 + 2 = 11 reference words.
+    assert "%WER 27.27 [ 3 / 11, 1 ins, 1 del, 1 sub ]" in text
+    assert "%CER " in text
+    assert "#utts: 3 scored" in text
+    assert "#missing hyp: 0" in text and "#extra hyp: 1" in text
+    # Only utterances with errors, sorted by id.
+    assert "(u1)" not in text
+    assert text.index("(u2)") < text.index("(u3)")
+    assert "REF: the cat SAT on THE mat\nHYP: the cat SIT on *** mat" in text
+    assert "REF: hello *** world\nHYP: hello BIG world" in text
+    assert [p.name for p in out.parent.iterdir()] == ["result.txt"]  # no temp file left
+
+
+def test_write_results_md(tmp_path: Path) -> None:
+    rows = [
+        {"set": "dev", "n_utts": 10, "wer": 12.345, "cer": 5.0, "model": "base | lora", "date": "2024-01-02"},
+        {"set": "test", "n_utts": 20, "wer": 3, "cer": 1.234, "model": "base", "date": "2024-01-02"},
+    ]
+    out = tmp_path / "RESULTS.md"
+    out.write_text("old content\n")
+    write_results_md(out, rows, title="mini_en", notes="## Notes\n\nSome *notes*.")
+    text = out.read_text(encoding="utf-8")
+    assert "old content" not in text
+    assert text.startswith("# mini_en\n")
+    assert "| set | #utts | WER (%) | CER (%) | model | date |" in text
+    assert "| dev | 10 | 12.35 | 5.00 | base \\| lora | 2024-01-02 |" in text
+    assert "| test | 20 | 3.00 | 1.23 | base | 2024-01-02 |" in text
+    assert text.index("| dev ") < text.index("| test ") < text.index("## Notes")
+    assert text.rstrip().endswith("Some *notes*.")
+
+
+def test_write_results_md_missing_key(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="wer"):
+        write_results_md(tmp_path / "R.md", [{"set": "a", "n_utts": 1, "cer": 1.0, "model": "m", "date": "d"}], title="t")
+
+
+# --- CLI --------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "tasu.bin.score", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_end_to_end(tmp_path: Path) -> None:
+    ref_a = _write(tmp_path / "data" / "test" / "text", "u1 The cat sat on the mat.\nu2 Hello world\n")
+    hyp_a = _write(tmp_path / "exp" / "decode_test" / "text", "u1 the cat sit on mat\nu2 hello world\n")
+    ref_b = _write(tmp_path / "data" / "dev" / "text", "v1 a b c d\nv2 e f\n")
+    hyp_b = _write(tmp_path / "exp" / "decode_dev" / "text", "v1 a b c d\n")  # v2 missing
+
+    out_a = tmp_path / "exp" / "decode_test" / "result.txt"
+    proc = _cli("--ref", str(ref_a), "--hyp", str(hyp_a), "--out", str(out_a))
+    assert proc.returncode == 0, proc.stderr
+    # 2 errors over 8 words; CER: 1 sub ("a"->"i") + 4 del ("the ") over 22 + 11 chars.
+    assert proc.stdout.strip() == f"test: WER 25.00 % CER {100 * 5 / 33:.2f} % (2 utts)"
+    assert "%WER 25.00 [ 2 / 8, 0 ins, 1 del, 1 sub ]" in out_a.read_text()
+    summary = json.loads((out_a.parent / "score.json").read_text())
+    assert summary["set"] == "test" and summary["n_utts"] == 2 and summary["wer"] == 25.0
+
+    out_b = tmp_path / "exp" / "decode_dev" / "result.txt"
+    json_b = tmp_path / "elsewhere.json"
+    proc = _cli("--ref", str(ref_b), "--hyp", str(hyp_b), "--out", str(out_b), "--json", str(json_b))
+    assert proc.returncode == 0, proc.stderr
+    # 2 of 6 words deleted; CER: 3 of 7 + 3 chars ("e f") deleted.
+    assert proc.stdout.strip() == "dev: WER 33.33 % CER 30.00 % (2 utts)"
+    assert "1 missing hyp" in proc.stderr
+    assert json.loads(json_b.read_text())["n_missing_hyp"] == 1
+    assert not (out_b.parent / "score.json").exists()
+    (out_b.parent / "score.json").write_text(json_b.read_text())
+
+    md = tmp_path / "exp" / "RESULTS.md"
+    proc = _cli(
+        "--results-md", str(md),
+        "--decode-dirs", str(out_a.parent), str(out_b.parent),
+        "--model", "whisper-small + lora",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = md.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| test ") or line.startswith("| dev ")]
+    assert len(rows) == 2
+    assert rows[0].startswith("| test | 2 | 25.00 | ") and "| whisper-small + lora |" in rows[0]
+    assert rows[1].startswith("| dev | 2 | 33.33 | 30.00 | whisper-small + lora |")
+
+
+def test_cli_errors(tmp_path: Path) -> None:
+    proc = _cli("--ref", "x")
+    assert proc.returncode == 2 and "needs --ref, --hyp and --out" in proc.stderr
+    proc = _cli()
+    assert proc.returncode == 2
+    bad = _write(tmp_path / "text", "u1 a\nu1 b\n")
+    proc = _cli("--ref", str(bad), "--hyp", str(bad), "--out", str(tmp_path / "r.txt"))
+    assert proc.returncode == 1 and "duplicate" in proc.stderr
+    proc = _cli("--results-md", str(tmp_path / "R.md"), "--decode-dirs", str(tmp_path), "--model", "m")
+    assert proc.returncode == 1 and "score.json" in proc.stderr
+
+
+def test_cli_help() -> None:
+    proc = _cli("--help")
+    assert proc.returncode == 0
+    assert "--results-md" in proc.stdout and "score.json" in proc.stdout

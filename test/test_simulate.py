@@ -1,0 +1,64 @@
+"""Posterior simulation: the noise statistics match the configured rates."""
+import numpy as np
+
+from tasu.simulate import PosteriorSimulator, SimulationConfig
+
+UNITS = ["<pad>", "a", "e", "i", "o", "p", "t", "k", "s", "m", "n", "<wb>", "<blank>"]
+WB = UNITS.index("<wb>")
+ACTIVE = list(range(1, 11))
+
+
+def sim(**kw):
+    return PosteriorSimulator(len(UNITS), ACTIVE, UNITS, WB, SimulationConfig(**kw))
+
+
+def test_clean_rows_are_one_hot_like():
+    s = sim(drop=0, substitute=0, repeat=0, insert=0, wb_drop=0, smooth_min=0.1, smooth_max=0.1)
+    ids = [1, 5, WB, 2, 6]
+    rows = s(ids, np.random.default_rng(0))
+    assert rows.shape == (5, len(UNITS))
+    np.testing.assert_allclose(rows.sum(1), 1, atol=1e-5)
+    assert list(rows.argmax(1)) == ids
+    assert rows[:, UNITS.index("<blank>")].max() == 0  # no mass on units outside the active set
+    assert (rows.max(1) >= 0.9 - 1e-6).all() and (rows.max(1) < 1).all()
+
+
+def test_event_rates_match_config():
+    # strength fixed at 1 so that rates are exactly the configured ones
+    cfg = dict(drop=0.1, substitute=0.2, repeat=0.05, insert=0.08, wb_drop=0.0,
+               strength_min=1.0, strength_max=1.0)
+    s = sim(**cfg)
+    rng = np.random.default_rng(1)
+    n, kept, subs, extra = 0, 0, 0, 0
+    for _ in range(400):
+        ids = list(rng.choice(ACTIVE, size=50))
+        out = s.noisy_ids(ids, rng)
+        n += len(ids)
+        extra += len(out)
+    # expected length per input unit: (1 - drop) * (1 + repeat + insert)
+    expected = (1 - 0.1) * (1 + 0.05 + 0.08)
+    assert abs(extra / n - expected) < 0.02
+    # substitutions always change the unit
+    s2 = sim(drop=0, substitute=0.2, repeat=0, insert=0, wb_drop=0, strength_min=1, strength_max=1)
+    for _ in range(400):
+        ids = list(rng.choice(ACTIVE, size=50))
+        out = s2.noisy_ids(ids, rng)
+        assert len(out) == len(ids)
+        subs += sum(a != b for a, b in zip(ids, out))
+    assert abs(subs / n - 0.2) < 0.01
+
+
+def test_word_boundary_drop_rate():
+    s = sim(drop=0, substitute=0, repeat=0, insert=0, wb_drop=0.3, strength_min=1, strength_max=1)
+    rng = np.random.default_rng(2)
+    ids = [1, WB] * 5000
+    out = s.noisy_ids(ids, rng)
+    assert abs(1 - out.count(WB) / 5000 - 0.3) < 0.03
+    assert out.count(1) == 5000
+
+
+def test_seeded_and_deterministic():
+    s = sim()
+    a = s([1, 2, 3, WB, 4], np.random.default_rng(7))
+    b = s([1, 2, 3, WB, 4], np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
