@@ -34,6 +34,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     llm: str = "smollm2-135m-instruct"
+    finetune: str = "lora"        # "lora" (adapters), "full" (every LLM weight) or "none" (frozen)
     lora: LoraConfig = field(default_factory=LoraConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -47,6 +48,12 @@ class TrainConfig:
     keep_checkpoints: int = 2
     dev_interval: int = 200
     dev_utts: int = 64
+    # Fraction of training sentences whose words are shuffled (units and answer alike):
+    # the LM prior cannot guess those, so the model must read the speech.
+    shuffle_words: float = 0.0
+    # Noise curriculum: simulation noise grows linearly from 0 to its configured level
+    # over this many steps (0: full noise from the start).
+    noise_warmup_steps: int = 0
 
 
 @dataclass

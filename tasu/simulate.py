@@ -45,6 +45,7 @@ class PosteriorSimulator:
                  wb_id: int | None, cfg: SimulationConfig) -> None:
         self.V = vocab_size
         self.cfg = cfg
+        self.scale = 1.0  # multiplies every noise rate and the smoothing (a noise curriculum sets it)
         self.wb_id = wb_id
         self.active = np.array(sorted(set(active) - {wb_id}), dtype=np.int64)
         is_vowel = np.array([bool(set(units[i]) & VOWEL_CHARS) for i in self.active])
@@ -62,7 +63,7 @@ class PosteriorSimulator:
     def noisy_ids(self, ids: Sequence[int], rng: np.random.Generator) -> list[int]:
         """Apply deletions, substitutions, repeats and insertions to a unit id sequence."""
         c = self.cfg
-        s = rng.uniform(c.strength_min, c.strength_max)
+        s = rng.uniform(c.strength_min, c.strength_max) * self.scale
         out: list[int] = []
         for u in ids:
             if u == self.wb_id:
@@ -87,7 +88,7 @@ class PosteriorSimulator:
         out = np.zeros((n, self.V), dtype=np.float32)
         if n == 0:
             return out
-        eps = rng.uniform(c.smooth_min, c.smooth_max) * rng.random(n) ** 0.5
+        eps = rng.uniform(c.smooth_min, c.smooth_max) * rng.random(n) ** 0.5 * self.scale
         idx = np.arange(n)
         if len(self.active):
             out[:, self.active] = (eps * c.floor / len(self.active))[:, None]

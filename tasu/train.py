@@ -35,6 +35,28 @@ class TextExample:
     uid: str
     unit_ids: np.ndarray     # encoder unit ids, <wb> between words
     answer_ids: tuple[int, ...]  # answer tokens + end token
+    text: str = ""
+
+
+def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
+                  rng: np.random.Generator) -> TextExample:
+    """The same words in a random order, in both the units and the answer.
+
+    Returns ``ex`` unchanged when its unit groups and words do not pair up one to one
+    (a word without pronunciation) or it has no word boundaries.
+    """
+    words = ex.text.split()
+    if wb_id is None or len(words) < 2:
+        return ex
+    groups = np.split(ex.unit_ids, np.flatnonzero(ex.unit_ids == wb_id))
+    groups = [g[g != wb_id] for g in groups]
+    if len(groups) != len(words):
+        return ex
+    order = rng.permutation(len(words))
+    ids = np.concatenate([np.r_[groups[i], wb_id] for i in order])[:-1]
+    text = " ".join(words[i] for i in order)
+    ans = tuple(tokenizer(text, add_special_tokens=False)["input_ids"]) + (eos_id,)
+    return TextExample(ex.uid, ids, ans, text)
 
 
 def make_examples(units: dict[str, str], text: dict[str, str], inventory: UnitInventory,
@@ -50,7 +72,7 @@ def make_examples(units: dict[str, str], text: dict[str, str], inventory: UnitIn
         except KeyError as e:
             raise ValueError(f"{source}: utterance {uid}: unit {e.args[0]!r} is not in the inventory") from None
         ans = tuple(tokenizer(text[uid], add_special_tokens=False)["input_ids"]) + (eos_id,)
-        out.append(TextExample(uid, ids, ans))
+        out.append(TextExample(uid, ids, ans, text[uid]))
     return out
 
 
@@ -80,7 +102,12 @@ def atomic_torch_save(obj, path: Path) -> None:
 
 def build_model(cfg: TrainConfig, inventory: UnitInventory, device: torch.device) -> SpeechLLM:
     """LLM (+ LoRA) and a freshly initialised projector, assembled into a SpeechLLM."""
-    llm, tok = load_llm(cfg.llm, cfg.lora)
+    if cfg.finetune not in ("lora", "full", "none"):
+        raise ValueError(f"finetune must be lora, full or none, got {cfg.finetune!r}")
+    llm, tok = load_llm(cfg.llm, cfg.lora if cfg.finetune == "lora" else None)
+    if cfg.finetune == "full":
+        for p in llm.parameters():
+            p.requires_grad_(True)
     dim = llm.get_input_embeddings().weight.shape[1]
     proj = build_projector(cfg.projector.kind, inventory.size, dim, hidden=cfg.projector.hidden)
     template = PromptTemplate.build(tok, cfg.task_prompt, cfg.system_prompt)
@@ -201,7 +228,9 @@ class Trainer:
 
     @torch.no_grad()
     def dev_loss(self) -> float:
+        """Answer-token loss on the dev sentences with full simulation noise (fixed seed)."""
         self.model.eval()
+        scale, self.sim.scale = self.sim.scale, 1.0
         rng = np.random.default_rng(12345)
         tot, n = 0.0, 0
         dev = self.dev_set[:self.cfg.dev_utts]
@@ -209,6 +238,7 @@ class Trainer:
             b = dev[i:i + self.cfg.optim.batch_size]
             loss, k = self.model(self._feats(b, rng), [e.answer_ids for e in b])
             tot, n = tot + float(loss) * k, n + k
+        self.sim.scale = scale
         self.model.train()
         return tot / max(n, 1)
 
@@ -227,6 +257,12 @@ class Trainer:
         t0, sents, toks, win = time.time(), 0, 0, []
         while self.step < o.max_steps:
             batch = next(batches)
+            if cfg.noise_warmup_steps > 0:
+                self.sim.scale = min(1.0, self.step / cfg.noise_warmup_steps)
+            if cfg.shuffle_words > 0:
+                batch = [shuffle_words(e, self.sim.wb_id, self.model.tokenizer, self.model.template.eos_id,
+                                       self.np_rng) if self.np_rng.random() < cfg.shuffle_words else e
+                         for e in batch]
             loss, ntok = self.model(self._feats(batch, self.np_rng), [e.answer_ids for e in batch])
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {self.step}")

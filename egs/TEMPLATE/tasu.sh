@@ -36,7 +36,7 @@ help_message="Usage: $0 [options]
 
 [ -n "${model_tag}" ] || model_tag="tasu_$(basename "${train_config}" .yaml)_${encoder}"
 exp="${expdir}/${model_tag}"
-decode_tag="decode_$(basename "${decode_config}" .yaml)"
+
 mkdir -p "${exp}/logs"
 
 # run_log LOG CMD...: run CMD, keep its output in LOG, show it, fail loudly with the log name.
@@ -73,7 +73,7 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
         fi
         run_log "${exp}/logs/posteriors_${d}.log" ${python} -m tasu.bin.dump_posteriors \
             --encoder "${encoder}" --data "data/${d}" --out "${dumpdir}/${d}" --nj "${nj}" \
-            --psd_threshold "$(${python} -c "import yaml,sys; print((yaml.safe_load(open(sys.argv[1])) or {}).get('psd_threshold', 0.5))" "${decode_config}")" \
+            --config "${decode_config}" \
             --skip_bad_audio "${skip_bad_audio}"
     done
 fi
@@ -98,7 +98,7 @@ fi
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     log "Stage 4: decoding ${test_sets}"
     for d in ${test_sets}; do
-        out="${exp}/${decode_tag}_${d}"
+        out="${exp}/decode_${d}"
         if newer "${out}/text" "${exp}/model.pt" "${dumpdir}/${d}/feats.scp" "${decode_config}"; then
             log "  ${out}/text is up to date, skipping"; continue
         fi
@@ -111,7 +111,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: scoring"
     dirs=()
     for d in ${test_sets}; do
-        out="${exp}/${decode_tag}_${d}"
+        out="${exp}/decode_${d}"
         if [ ! -f "data/${d}/text" ]; then log "  data/${d}/text missing: ${d} is decoded, not scored"; continue; fi
         ${python} -m tasu.bin.score --ref "data/${d}/text" --hyp "${out}/text" --out "${out}/result.txt" --set-name "${d}"
         dirs+=("${out}")

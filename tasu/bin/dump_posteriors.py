@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="Kaldi data dir with wav.scp")
     ap.add_argument("--out", type=Path, required=True, help="output dump dir")
     ap.add_argument("--encoder", default="hama")
-    ap.add_argument("--psd_threshold", type=float, default=0.5,
-                    help="drop frames whose blank probability is above this (default 0.5)")
+    ap.add_argument("--config", type=Path, help="decoding YAML whose psd_threshold to use")
+    ap.add_argument("--psd_threshold", type=float,
+                    help="drop frames whose blank probability is above this (default: config, else 0.5)")
     ap.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
     ap.add_argument("--skip_bad_audio", type=_str2bool, default=False,
                     help="skip unreadable audio with a logged count instead of stopping")
@@ -86,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         log.error("%s", e)
         return 1
+    if args.psd_threshold is None:
+        from tasu.config import DecodeConfig, load_config
+
+        args.psd_threshold = (load_config(args.config, DecodeConfig) if args.config else DecodeConfig()).psd_threshold
     args.out.mkdir(parents=True, exist_ok=True)
     uids = dd.utt_ids
     nj = max(1, min(args.nj, len(uids)))

@@ -4,6 +4,7 @@
 set -euo pipefail
 config=conf/data.yaml
 n_train=0   # cap the training sentences (0: all); the CI test uses a small number
+n_dev=0     # cap the dev sentences (0: as in the config)
 n_test=0    # cap the test utterances per set (0: as in the config)
 . utils/parse_options.sh
 
@@ -11,4 +12,4 @@ for cmd in espeak-ng sox bible; do
     command -v ${cmd} >/dev/null || { echo "$0: ${cmd} not found; run tools/install.sh" >&2; exit 1; }
 done
 python3 local/prepare_data.py --config "${config}" --data data --wav_dir data/wav \
-    --n_train "${n_train}" --n_test "${n_test}"
+    --n_train "${n_train}" --n_dev "${n_dev}" --n_test "${n_test}"

@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("data"))
     ap.add_argument("--wav_dir", type=Path, default=Path("data/wav"))
     ap.add_argument("--n_train", type=int, default=0, help="cap on training sentences (0: all)")
+    ap.add_argument("--n_dev", type=int, default=0, help="cap on dev sentences (0: config)")
     ap.add_argument("--n_test", type=int, default=0, help="cap on test utterances (0: config)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -127,6 +128,8 @@ def main() -> None:
     train = sorted(set(train) - set(dev) - set(test_in))
     if args.n_train:
         train = train[:args.n_train]
+    if args.n_dev:
+        dev = dev[:args.n_dev]
 
     ood = []
     seen = set(domain)
