@@ -6,6 +6,7 @@
 #   4 decoding                       5 scoring + RESULTS.md
 set -euo pipefail
 
+cmdline="$0 $*"
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (tasu.sh:${BASH_LINENO[0]}) $*" >&2; }
 
 stage=0               # first stage to run
@@ -117,8 +118,18 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         dirs+=("${out}")
     done
     if [ ${#dirs[@]} -gt 0 ]; then
+        notes="${exp}/RESULTS.notes.md"
+        {
+            echo "Model: \`${exp}\` (training config \`${train_config}\`, decoding config \`${decode_config}\`,"
+            echo "encoder ${encoder}); text-only training, no paired audio: zero-shot ASR."
+            echo
+            echo "Command: \`${cmdline}\`"
+            echo
+            echo "Training: $(grep -h ' INFO: step ' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //') ($(grep -h 'dev_loss' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //'))."
+            [ -f local/RESULTS.notes.md ] && { echo; cat local/RESULTS.notes.md; }
+        } > "${notes}"
         ${python} -m tasu.bin.score --results-md RESULTS.md --decode-dirs "${dirs[@]}" \
-            --model "${exp} ($(basename "${train_config}"), text-only)" \
+            --model "${model_tag}" --notes-file "${notes}" \
             --title "$(basename "$(pwd)"): zero-shot ASR after text-only TASU alignment"
         log "RESULTS.md:"; cat RESULTS.md
     fi

@@ -3,7 +3,7 @@
 
 Text source: the usage examples of Princeton WordNet 3.0 (Debian ``wordnet-base``), the
 largest set of modern, self-contained English sentences that Debian ships as plain text.
-The recipe is a closed-vocabulary task: the training domain is every example (5-14 words)
+The recipe is a closed-vocabulary task: the training domain is every example (3-12 words)
 whose words all lie in the ``vocab_size`` most frequent words. The in-domain test set holds
 examples of that domain that are not in the training text; the out-of-domain test set holds
 verses of the King James Bible's Book of Proverbs (Debian ``bible-kjv``): other era, other
