@@ -24,7 +24,7 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
     out: dict[str, str] = {}
     items = list(items)
     for batch in length_sorted_batches(items, batch_size):
-        feats = [torch.from_numpy(np.asarray(m, dtype=np.float32)) for _, m in batch]
+        feats = [torch.from_numpy(np.array(m, dtype=np.float32)) for _, m in batch]
         hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams)
         for (uid, _), ids in zip(batch, hyps):
             out[uid] = " ".join(tok.decode(ids, skip_special_tokens=True).split())

@@ -9,13 +9,14 @@ header, then the aligned ``REF:``/``HYP:`` pair of every utterance with errors.
 from __future__ import annotations
 
 import os
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import jiwer
+
+from tasu.data import atomic_write_text
 
 __all__ = [
     "NORMALIZATION_DESCRIPTION",
@@ -288,32 +289,6 @@ def format_alignment(ops: Sequence[AlignOp]) -> tuple[str, str]:
 def _rate_line(name: str, rate: float, errors: int, total: int, ins: int, dele: int, sub: int) -> str:
     """One sclite-style summary line, e.g. ``%WER 12.34 [ 56 / 454, ... ]``."""
     return f"%{name} {rate:.2f} [ {errors} / {total}, {ins} ins, {dele} del, {sub} sub ]"
-
-
-def _current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` via a temporary file and ``os.replace``.
-
-    Parent directories are created; the file gets the usual umask permissions.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_result(result: ScoreResult, path: str | os.PathLike[str], *, ref_name: str, hyp_name: str) -> None:

@@ -274,7 +274,7 @@ class Trainer:
             self.step += 1
             sents += len(batch)
             toks += ntok
-            win.append(float(loss))
+            win.append(float(loss.detach()))
             bar.update(1)
             if self.step % cfg.log_interval == 0 or self.step == o.max_steps:
                 el = time.time() - t0

@@ -63,9 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         overrides[k] = yaml.safe_load(v)
     cfg = load_config(args.config, overrides=overrides)
     device = device_from_ngpu(args.ngpu)
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-    log.info("torch %s, device %s, %d threads, seed %d", torch.__version__, device, torch.get_num_threads(), cfg.seed)
+    import peft
+    import transformers
+
+    import tasu
+
+    log.info("tasu %s, torch %s, transformers %s, peft %s; device %s, %d threads; seed %d", tasu.__version__,
+             torch.__version__, transformers.__version__, peft.__version__, device, torch.get_num_threads(), cfg.seed)
 
     from tasu.encoders.hama import HamaEncoder
     from tasu.train import Trainer, make_examples, prepare
@@ -87,13 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     tok = model.tokenizer
     train = make_examples(train_units, train_text, inv, tok, model.template.eos_id, str(args.train_units))
     dev = make_examples(dev_units, dev_text, inv, tok, model.template.eos_id, str(args.dev_units)) if dev_units else []
-    index = inv.index()
     active = sorted({int(i) for e in train for i in e.unit_ids})
     sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
              len(train), len(dev), len(active), inv.size, n_train / 1e6)
-    del index
     Trainer(cfg, model, sim, train, dev, args.expdir).run()
     return 0
 
