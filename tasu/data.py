@@ -35,6 +35,7 @@ __all__ = [
     "TableLine",
     "atomic_write_text",
     "load_audio",
+    "read_audio",
     "read_kv",
     "read_recording",
     "read_table_lines",
@@ -546,6 +547,35 @@ def _read_ark(spec: str) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
+def _read_value(value: str, start: float, end: float | None) -> tuple[np.ndarray, int]:
+    """Samples [start, end) s of a wav.scp value (file, ``cmd |`` or ``x.ark:off``), and the rate."""
+    kind = wav_entry_kind(value)
+    if kind == "file":
+        data, sr = _read_plain(value, start, end)
+    else:
+        data, sr = _read_pipe(value[:-1]) if kind == "pipe" else _read_ark(value)
+        a, b = _bounds(len(data), sr, start, end)
+        data = data[a:b]
+    return _to_mono_float(data), sr
+
+
+_READ_ERRORS = (OSError, RuntimeError, ValueError, AssertionError, EOFError, struct.error)
+
+
+def read_audio(value: str) -> tuple[np.ndarray, int]:
+    """Float32 mono waveform of one wav.scp-style value (a path, ``cmd |`` or ``x.ark:off``).
+
+    Raises :class:`DataError` naming the value and the cause.
+    """
+    try:
+        wave, sr = _read_value(value, 0.0, None)
+    except _READ_ERRORS as e:
+        raise DataError(f"{value}: cannot read audio: {str(e) or type(e).__name__}") from e
+    if not np.isfinite(wave).all():
+        raise DataError(f"{value}: audio contains NaN or infinite samples")
+    return wave, sr
+
+
 def read_recording(dd: DataDir, rec_id: str, *, start: float = 0.0,
                    end: float | None = None) -> tuple[np.ndarray, int]:
     """Samples [start, end) s of a wav.scp recording as float32 mono (may be empty)."""
@@ -555,18 +585,11 @@ def read_recording(dd: DataDir, rec_id: str, *, start: float = 0.0,
         raise DataError(f"{_loc(dd.path / 'wav.scp')}no entry for recording {rec_id!r}")
     value = dd.wav_scp[rec_id]
     here = dd.where("wav.scp", rec_id)
-    kind = wav_entry_kind(value)
     try:
-        if kind == "file":
-            data, sr = _read_plain(value, start, end)
-        else:
-            data, sr = _read_pipe(value[:-1]) if kind == "pipe" else _read_ark(value)
-            a, b = _bounds(len(data), sr, start, end)
-            data = data[a:b]
-        wave = _to_mono_float(data)
-    except (OSError, RuntimeError, ValueError, AssertionError, EOFError, struct.error) as e:
+        wave, sr = _read_value(value, start, end)
+    except _READ_ERRORS as e:
         cause = str(e) or type(e).__name__
-        raise DataError(f"{here}cannot read audio of {rec_id!r} ({kind} {value!r}): {cause}") from e
+        raise DataError(f"{here}cannot read audio of {rec_id!r} ({wav_entry_kind(value)} {value!r}): {cause}") from e
     if not np.isfinite(wave).all():
         raise DataError(f"{here}audio of {rec_id!r} contains NaN or infinite samples")
     return wave, sr
