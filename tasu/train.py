@@ -122,24 +122,39 @@ def build_model(cfg: TrainConfig, inventory: UnitInventory, device: torch.device
     return model
 
 
-def load_trained(expdir: Path, device: torch.device, checkpoint: str = "model.pt") -> tuple[SpeechLLM, TrainConfig, UnitInventory]:
-    """Rebuild a trained SpeechLLM from an exp dir (config.yaml, units.txt, model.pt)."""
+def load_trained_files(config: Path, units: Path, weights: Path, device: torch.device,
+                       base: Path | None = None) -> tuple[SpeechLLM, TrainConfig, UnitInventory]:
+    """Rebuild a trained SpeechLLM from its config, unit inventory and trainable weights.
+
+    A relative ``llm`` path in the config that exists under ``base`` (an unpacked model
+    dir holding its LLM) is taken from there.
+    """
     from tasu.config import load_config
 
-    for name in ("config.yaml", "units.txt", checkpoint):
-        if not (expdir / name).is_file():
-            raise FileNotFoundError(f"{expdir / name}: missing; is {expdir} a finished training dir?")
-    cfg = load_config(expdir / "config.yaml")
-    inventory = UnitInventory.from_file(expdir / "units.txt")
+    for path in (config, units, weights):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: missing")
+    cfg = load_config(config)
+    if base is not None and not Path(cfg.llm).is_absolute() and (Path(base) / cfg.llm).exists():
+        cfg.llm = str(Path(base) / cfg.llm)
+    inventory = UnitInventory.from_file(units)
     model = build_model(cfg, inventory, device)
-    state = torch.load(expdir / checkpoint, map_location=device)
+    state = torch.load(weights, map_location=device)
     state = state.get("model", state)
     missing = set(trainable_state(model)) - set(state)
     if missing:
-        raise RuntimeError(f"{expdir / checkpoint}: lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}")
-    model.load_state_dict(state, strict=False)
+        raise RuntimeError(f"{weights}: lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}")
+    model.load_state_dict(state, strict=False)  # copies (and casts 16-bit packed weights)
     model.eval()
     return model, cfg, inventory
+
+
+def load_trained(expdir: Path, device: torch.device, checkpoint: str = "model.pt") -> tuple[SpeechLLM, TrainConfig, UnitInventory]:
+    """Rebuild a trained SpeechLLM from an exp dir (config.yaml, units.txt, model.pt)."""
+    for name in ("config.yaml", "units.txt", checkpoint):
+        if not (expdir / name).is_file():
+            raise FileNotFoundError(f"{expdir / name}: missing; is {expdir} a finished training dir?")
+    return load_trained_files(expdir / "config.yaml", expdir / "units.txt", expdir / checkpoint, device)
 
 
 def _lr_lambda(warmup: int, total: int):

