@@ -5,8 +5,9 @@ the unit and whose ``eps`` is spread over a few competing units (plus a uniform 
 Per utterance a noise strength ``s ~ U(strength_min, strength_max)`` scales the event
 rates; per unit, independently: deletion (``drop``), substitution by another unit of the
 same class (vowel/consonant) or any active unit (``substitute``), a repeated row
-(``repeat``) and an inserted random unit after it (``insert``). ``<wb>`` rows are dropped
-with their own rate. Everything draws from the numpy ``Generator`` passed in.
+(``repeat``), an inserted random unit after it (``insert``) and a spurious word boundary
+after it inside a word (``wb_insert``: real recognisers split words about as often as they
+merge them). ``<wb>`` rows are dropped with their own rate (``wb_drop``). Everything draws from the numpy ``Generator`` passed in.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class SimulationConfig:
     repeat: float = 0.04
     insert: float = 0.03
     wb_drop: float = 0.10
+    wb_insert: float = 0.0     # P(a <wb> row after a unit that is not the last of its word)
     strength_min: float = 0.0
     strength_max: float = 2.0
     smooth_min: float = 0.05   # eps range: mass off the top unit
@@ -65,7 +67,7 @@ class PosteriorSimulator:
         c = self.cfg
         s = rng.uniform(c.strength_min, c.strength_max) * self.scale
         out: list[int] = []
-        for u in ids:
+        for k, u in enumerate(ids):
             if u == self.wb_id:
                 if rng.random() >= c.wb_drop * s:
                     out.append(u)
@@ -79,6 +81,9 @@ class PosteriorSimulator:
                 out.append(u)
             if rng.random() < c.insert * s:
                 out.append(int(self.active[rng.integers(len(self.active))]))
+            if self.wb_id is not None and k + 1 < len(ids) and ids[k + 1] != self.wb_id \
+                    and rng.random() < c.wb_insert * s:
+                out.append(self.wb_id)
         return out
 
     def rows(self, ids: Sequence[int], rng: np.random.Generator) -> np.ndarray:

@@ -57,6 +57,17 @@ def test_word_boundary_drop_rate():
     assert out.count(1) == 5000
 
 
+def test_word_boundary_insert_rate_splits_words_only_inside():
+    s = sim(drop=0, substitute=0, repeat=0, insert=0, wb_drop=0, wb_insert=0.2, strength_min=1, strength_max=1)
+    rng = np.random.default_rng(3)
+    ids = [1, 2, 3, WB] * 3000  # two word-internal positions per word
+    out = s.noisy_ids(ids, rng)
+    added = out.count(WB) - 3000
+    assert abs(added / 6000 - 0.2) < 0.02
+    assert [u for u in out if u != WB] == [u for u in ids if u != WB]
+    assert all(not (a == WB and b == WB) for a, b in zip(out, out[1:]))  # never next to a boundary
+
+
 def test_seeded_and_deterministic():
     s = sim()
     a = s([1, 2, 3, WB, 4], np.random.default_rng(7))
