@@ -181,6 +181,9 @@ def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
                     z.writestr(arc, src)
                 else:
                     z.write(src, arc)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private
         os.replace(tmp, outpath)
     except BaseException:
         if os.path.exists(tmp):
@@ -280,7 +283,12 @@ def unpack_zip(archive: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
                 path.write_text(yaml.safe_dump(_rewrite_paths(data, mapping), sort_keys=False), encoding="utf-8")
             if outdir.exists():
                 shutil.rmtree(outdir)
-            os.replace(tmp, outdir)
+            try:
+                os.replace(tmp, outdir)
+            except OSError:
+                if not (outdir / META).is_file():  # not a concurrent unpack of the same model
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -59,6 +59,15 @@ def test_recipe_end_to_end(recipe):
     assert re.search(r"\| test_in \| 6 \| \d+\.\d\d \| \d+\.\d\d \|", table)
     assert re.search(r"\| test_ood \| 6 \| \d+\.\d\d \| \d+\.\d\d \|", table)
 
+    # Stage 6 packs the experiment in the model-zoo layout, with its results
+    run(recipe, "--stage", "6", *TINY)
+    import zipfile
+
+    with zipfile.ZipFile(exp / "packed" / f"{exp.name}.zip") as z:
+        names = set(z.namelist())
+    assert {"meta.yaml", f"exp/{exp.name}/model.pt", f"exp/{exp.name}/config.yaml",
+            f"exp/{exp.name}/decode.yaml", f"exp/{exp.name}/RESULTS.md"} <= names
+
     # A new data dir is decoded and scored with the trained model; nothing is retrained.
     model_mtime = (exp / "model.pt").stat().st_mtime
     new = recipe / "data" / "mine"

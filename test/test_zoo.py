@@ -179,3 +179,22 @@ def test_espnet_model_zoo_downloader_unpacks_our_zip(exp, tmp_path):
     root = Path(d["train_config"]).parents[2]
     model, cfg, inv, dcfg = load_model(root)
     assert dcfg.max_new_tokens == 6 and inv.size == 191
+
+
+def test_shipped_default_model_transcribes(tmp_path):
+    """`tasu-infer some.wav` with no --model: the packed mini_en model in the package."""
+    import shutil
+
+    from tasu.score import score_texts
+    from tasu.zoo import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL.is_file(), "the default model is missing from the package"
+    refs = {"a.wav": "the object sat in the corner", "b.wav": "he gave me a good chance"}
+    for name, text in refs.items():
+        espeak(text, tmp_path / name)
+    exe = shutil.which("tasu-infer") or pytest.fail("tasu-infer is not on PATH: pip install -e .")
+    r = subprocess.run([exe, "-q", *(str(tmp_path / n) for n in refs)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    hyps = dict((line.split(" ", 1) + [""])[:2] for line in r.stdout.splitlines())
+    assert set(hyps) == set(refs)
+    assert score_texts(refs, hyps).wer < 50  # the recipe's model gets most of these words right

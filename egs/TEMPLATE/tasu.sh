@@ -4,13 +4,14 @@
 #   0 data prep (local/data.sh)      1 units (text) and PSD posteriors (audio)
 #   2 text-only alignment            3 paired fine-tuning (not yet: reported no-op)
 #   4 decoding                       5 scoring + RESULTS.md
+#   6 packing (ESPnet model-zoo zip)
 set -euo pipefail
 
 cmdline="$0 $*"
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (tasu.sh:${BASH_LINENO[0]}) $*" >&2; }
 
 stage=0               # first stage to run
-stop_stage=5          # last stage to run
+stop_stage=10000      # last stage to run (as in ESPnet: all of them)
 nj=2                  # parallel jobs for posterior dumping
 ngpu=0                # 0: CPU; >0: CUDA (one device is used)
 python=python3
@@ -26,12 +27,15 @@ expdir=exp            # experiments root
 dumpdir=dump          # units, posteriors, lexicon
 model_tag=""          # exp name (default: from the train config's file name)
 skip_bad_audio=false  # stage 1: stop on unreadable audio (false) or skip and count it (true)
+pack_dtype=float16    # stage 6: precision of the packed projector + LoRA weights
+pack_args=""          # stage 6: more options of tasu.bin.pack, e.g. "--include_llm"
 
 help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
-                             alignment, 3 paired fine-tuning, 4 decoding, 5 scoring)
+                             alignment, 3 paired fine-tuning, 4 decoding, 5 scoring, 6 packing)
   --nj, --ngpu, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
-  --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio"
+  --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
+  --pack_dtype, --pack_args"
 
 . utils/parse_options.sh
 
@@ -84,6 +88,7 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     if [ -f "${exp}/model.pt" ]; then
         log "  ${exp}/model.pt exists, skipping (remove it to retrain; an interrupted run resumes)"
     else
+        echo "${cmdline}" > "${exp}/run.cmd"  # what trained this model, for RESULTS.md
         # shellcheck disable=SC2086
         run_log "${exp}/logs/train.log" ${python} -m tasu.bin.train --config "${train_config}" \
             --train_data "data/${train_set}" --train_units "${dumpdir}/${train_set}/units" \
@@ -123,9 +128,10 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             echo "Model: \`${exp}\` (training config \`${train_config}\`, decoding config \`${decode_config}\`,"
             echo "encoder ${encoder}); text-only training, no paired audio: zero-shot ASR."
             echo
-            echo "Command: \`${cmdline}\`"
+            [ -f "${exp}/run.cmd" ] && echo "- trained by: \`$(cat "${exp}/run.cmd")\`"
+            echo "- scored by: \`${cmdline}\`"
             echo
-            echo "Training: $(grep -h ' INFO: step ' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //') ($(grep -h 'dev_loss' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //'))."
+            echo "Training: $(grep -h ' INFO: step [0-9]* loss ' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //'); $(grep -h 'dev_loss' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //')."
             [ -f local/RESULTS.notes.md ] && { echo; cat local/RESULTS.notes.md; }
         } > "${notes}"
         ${python} -m tasu.bin.score --results-md RESULTS.md --decode-dirs "${dirs[@]}" \
@@ -134,4 +140,15 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         log "RESULTS.md:"; cat RESULTS.md
     fi
 fi
-log "Done (stages ${stage}-${stop_stage})"
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+    packed="${exp}/packed/${model_tag}.zip"
+    log "Stage 6: packing ${exp} -> ${packed}"
+    files=() extra=()
+    [ -f RESULTS.md ] && files+=(RESULTS.md)
+    [ -f "${exp}/RESULTS.notes.md" ] && files+=("${exp}/RESULTS.notes.md")
+    [ ${#files[@]} -gt 0 ] && extra=(--extra "${files[@]}")
+    # shellcheck disable=SC2086
+    run_log "${exp}/logs/pack.log" ${python} -m tasu.bin.pack --expdir "${exp}" \
+        --decode_config "${decode_config}" --dtype "${pack_dtype}" --out "${packed}" ${pack_args} "${extra[@]}"
+fi
+log "Done (stages ${stage}-$([ ${stop_stage} -ge 6 ] && echo 6 || echo ${stop_stage}))"

@@ -114,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm import tqdm
 
+    if args.quiet:
+        import warnings
+
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
     from tasu.bin.train import device_from_ngpu
     from tasu.decode import decode_posteriors
     from tasu.encoders import build_encoder
