@@ -13,7 +13,8 @@ and ``espnet_model_zoo`` read::
 Members sit under relative paths (``exp/<tag>/...``); unpacking rewrites every YAML value that
 names a member to the member's unpacked path, as ESPnet does, so a config may point at an
 archived file (``--include_llm`` stores the LLM's GGUF and points ``llm:`` at it).
-Unpacking refuses absolute paths, ``..`` and links, and verifies every checksum.
+Unpacking refuses absolute paths, ``..`` and links, and verifies every checksum (a zip
+packed by another tool, whose ``meta.yaml`` has no ``sha256``, unpacks with a warning).
 """
 from __future__ import annotations
 
@@ -249,7 +250,9 @@ def unpack_zip(archive: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
             meta = read_meta(archive, z.read(META).decode("utf-8"))
         except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
             raise ZooError(f"{archive}: cannot read {META}: {e}") from None
-        digests = meta.get("sha256") or {}
+        digests = meta.get("sha256")
+        if digests is None:  # packed by another tool (ESPnet's pack writes no checksums)
+            log.warning("%s: %s holds no sha256 checksums; unpacking without verification", archive, META)
         wanted = list(meta["files"].values()) + list(meta["yaml_files"].values())
         for name in wanted:
             if name not in names:
@@ -262,7 +265,7 @@ def unpack_zip(archive: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
                 if info.is_dir():
                     continue
                 name = info.filename
-                if name != META and name not in digests:
+                if name != META and digests is not None and name not in digests:
                     raise ZooError(f"{archive}: member {name!r} has no checksum in {META}")
                 target = tmp / name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +277,7 @@ def unpack_zip(archive: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
                             dst.write(block)
                 except (zipfile.BadZipFile, OSError, EOFError) as e:
                     raise ZooError(f"{archive}: member {name!r} is corrupt ({e}); re-download or re-pack it") from None
-                if name != META and h.hexdigest() != digests[name]:
+                if name != META and digests is not None and h.hexdigest() != digests[name]:
                     raise ZooError(f"{archive}: checksum mismatch for {name!r} (sha256 {h.hexdigest()[:12]}..., "
                                    f"{META} says {str(digests[name])[:12]}...); the file was changed or damaged")
             for name in meta["yaml_files"].values():

@@ -138,6 +138,18 @@ def test_unpack_rejects_corruption_and_checksum_mismatch(exp, tmp_path):
     assert not (tmp_path / "o2").exists()
     r = infer("--model", bad, exp / "a.wav")
     assert r.returncode == 2 and "checksum mismatch" in r.stderr
+    # a zip from another packer (no sha256 in meta.yaml) unpacks, unverified, with a warning
+    plain = tmp_path / "plain.zip"
+
+    def drop_sums(n, b):
+        if n != "meta.yaml":
+            return b
+        meta = yaml.safe_load(b)
+        del meta["sha256"]
+        return yaml.safe_dump(meta).encode()
+
+    _rezip(z, plain, drop_sums)
+    assert unpack(plain, tmp_path / "o3").units_file.is_file()
 
 
 @pytest.mark.parametrize("evil", ["../evil.txt", "/tmp/tasu_evil_abs.txt", "exp/../../evil.txt"])
@@ -198,3 +210,18 @@ def test_shipped_default_model_transcribes(tmp_path):
     hyps = dict((line.split(" ", 1) + [""])[:2] for line in r.stdout.splitlines())
     assert set(hyps) == set(refs)
     assert score_texts(refs, hyps).wer < 50  # the recipe's model gets most of these words right
+
+
+def test_include_llm_stores_the_gguf_and_points_the_config_at_it(exp, tmp_path):
+    from tasu.zoo import load_model, pack, unpack
+
+    z = pack(exp / "exp" / "tasu_tiny", tmp_path / "full.zip", include_llm=True)
+    with zipfile.ZipFile(z) as f:
+        gguf = [n for n in f.namelist() if n.endswith(".gguf")]
+        assert gguf == ["exp/tasu_tiny/llm/SmolLM2-135M-Instruct.Q4_1.gguf"]
+        assert yaml.safe_load(f.read("exp/tasu_tiny/config.yaml"))["llm"] == gguf[0]
+    u = unpack(z, tmp_path / "full")
+    cfg = yaml.safe_load(u.train_config.read_text())
+    assert cfg["llm"] == str((tmp_path / "full" / gguf[0]).resolve())  # rewritten on unpack
+    model, cfg2, _, _ = load_model(u.root)
+    assert cfg2.llm == cfg["llm"]
