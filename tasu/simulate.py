@@ -8,6 +8,14 @@ same class (vowel/consonant) or any active unit (``substitute``), a repeated row
 (``repeat``), an inserted random unit after it (``insert``) and a spurious word boundary
 after it inside a word (``wb_insert``: real recognisers split words about as often as they
 merge them). ``<wb>`` rows are dropped with their own rate (``wb_drop``). Everything draws from the numpy ``Generator`` passed in.
+
+A real CTC posterior row that is wrong is also less sure of itself, and the unit it replaced
+is often its runner-up. ``sub_smooth_*`` gives substituted rows their own (larger) smoothing
+range and ``true_competitor`` is the probability that the replaced unit takes the biggest
+share of that smoothing mass, so the LLM can learn to read the runner-up. Substitutes come
+from the same phonetic class with probability ``same_class``; ``classes`` picks the classes:
+``vowel`` (vowels / consonants) or ``manner`` (vowels, stops, fricatives and affricates,
+nasals, approximants).
 """
 from __future__ import annotations
 
@@ -16,7 +24,34 @@ from typing import Sequence
 
 import numpy as np
 
-VOWEL_CHARS = set("aeiouæɑɒɔəɛɜɝɪʊʌyøœɐɘɵɤɯɨʉ")
+VOWEL_CHARS = set("aeiouæɑɒɔəɛɜɝɪʊʌyøœɐɘɵɤɯɨʉɚ")
+# Manner classes of consonants (IPA base letters); a unit's class is that of its first letter.
+MANNER = {
+    "stop": set("pbtdkgɡcɟqɢʔʈɖɾɽ"),
+    "fricative": set("fvθðszʃʒhɦxɣχʁçʝɸβʂʐɕʑħʕ"),
+    "nasal": set("mnŋɲɱɴ"),
+    "approximant": set("lɫɹrjwʋɻɭʎʟɰɥʀʙɮ"),
+}
+
+
+def unit_class(unit: str, classes: str = "vowel") -> str | None:
+    """Phonetic class of an IPA unit (``None`` for symbols that are not phones)."""
+    if set(unit) & VOWEL_CHARS:
+        return "vowel"
+    letters = [c for c in unit if c.isalpha()]
+    if not letters or unit.startswith("<"):
+        return None
+    if classes == "vowel":
+        return "consonant"
+    if classes != "manner":
+        raise ValueError(f"simulation.classes must be 'vowel' or 'manner', got {classes!r}")
+    # affricates (t͡ʃ, d͡ʒ) count as fricatives: their release is what is heard
+    if "͡" in unit:
+        return "fricative"
+    for name, chars in MANNER.items():
+        if letters[0] in chars:
+            return name
+    return None
 
 
 @dataclass(frozen=True)
@@ -34,6 +69,10 @@ class SimulationConfig:
     competitors: int = 2       # units sharing eps besides the uniform floor
     floor: float = 0.1         # share of eps spread uniformly over active units
     same_class: float = 0.7    # P(a substitute is of the same class)
+    classes: str = "vowel"     # substitution classes: "vowel" (vowel/consonant) or "manner"
+    true_competitor: float = 0.0   # P(a substituted row keeps the replaced unit as runner-up)
+    sub_smooth_min: float | None = None  # eps range of substituted rows (default: smooth_*)
+    sub_smooth_max: float | None = None
 
 
 class PosteriorSimulator:
@@ -50,9 +89,9 @@ class PosteriorSimulator:
         self.scale = 1.0  # multiplies every noise rate and the smoothing (a noise curriculum sets it)
         self.wb_id = wb_id
         self.active = np.array(sorted(set(active) - {wb_id}), dtype=np.int64)
-        is_vowel = np.array([bool(set(units[i]) & VOWEL_CHARS) for i in self.active])
-        self._class_of = {int(u): bool(v) for u, v in zip(self.active, is_vowel)}
-        self._by_class = {True: self.active[is_vowel], False: self.active[~is_vowel]}
+        cls = [unit_class(units[i], cfg.classes) for i in self.active]
+        self._class_of = {int(u): c for u, c in zip(self.active, cls) if c is not None}
+        self._by_class = {c: self.active[np.array([x == c for x in cls])] for c in set(cls) if c is not None}
 
     def _substitute(self, u: int, rng: np.random.Generator) -> int:
         cls = self._class_of.get(u)
@@ -62,44 +101,70 @@ class PosteriorSimulator:
             pool = self.active[self.active != u]
         return int(pool[rng.integers(len(pool))]) if len(pool) else u
 
-    def noisy_ids(self, ids: Sequence[int], rng: np.random.Generator) -> list[int]:
-        """Apply deletions, substitutions, repeats and insertions to a unit id sequence."""
+    def noisy(self, ids: Sequence[int], rng: np.random.Generator) -> tuple[list[int], list[int]]:
+        """Noised ids, and per output row the unit it replaced (-1 where it is not a substitute)."""
         c = self.cfg
         s = rng.uniform(c.strength_min, c.strength_max) * self.scale
         out: list[int] = []
+        orig: list[int] = []
         for k, u in enumerate(ids):
             if u == self.wb_id:
                 if rng.random() >= c.wb_drop * s:
                     out.append(u)
+                    orig.append(-1)
                 continue
             if rng.random() < c.drop * s:
                 continue
+            was = -1
             if rng.random() < c.substitute * s:
-                u = self._substitute(u, rng)
+                was, u = u, self._substitute(u, rng)
             out.append(u)
+            orig.append(was)
             if rng.random() < c.repeat * s:
                 out.append(u)
+                orig.append(was)
             if rng.random() < c.insert * s:
                 out.append(int(self.active[rng.integers(len(self.active))]))
+                orig.append(-1)
             if self.wb_id is not None and k + 1 < len(ids) and ids[k + 1] != self.wb_id \
                     and rng.random() < c.wb_insert * s:
                 out.append(self.wb_id)
-        return out
+                orig.append(-1)
+        return out, orig
 
-    def rows(self, ids: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-        """Smoothed one-hot rows for an (already noised) id sequence."""
+    def noisy_ids(self, ids: Sequence[int], rng: np.random.Generator) -> list[int]:
+        """Apply deletions, substitutions, repeats and insertions to a unit id sequence."""
+        return self.noisy(ids, rng)[0]
+
+    def rows(self, ids: Sequence[int], rng: np.random.Generator,
+             replaced: Sequence[int] | None = None) -> np.ndarray:
+        """Smoothed one-hot rows for an (already noised) id sequence.
+
+        ``replaced[i] >= 0`` marks row ``i`` as a substitute for that unit (see ``noisy``).
+        """
         c = self.cfg
         n = len(ids)
         out = np.zeros((n, self.V), dtype=np.float32)
         if n == 0:
             return out
         eps = rng.uniform(c.smooth_min, c.smooth_max) * rng.random(n) ** 0.5 * self.scale
+        rep = np.asarray(replaced if replaced is not None else [-1] * n, dtype=np.int64)
+        sub = rep >= 0
+        if sub.any() and (c.sub_smooth_min is not None or c.sub_smooth_max is not None):
+            lo = c.smooth_min if c.sub_smooth_min is None else c.sub_smooth_min
+            hi = c.smooth_max if c.sub_smooth_max is None else c.sub_smooth_max
+            eps[sub] = rng.uniform(lo, hi, size=int(sub.sum())) * min(self.scale, 1.0)
         idx = np.arange(n)
         if len(self.active):
             out[:, self.active] = (eps * c.floor / len(self.active))[:, None]
         if c.competitors > 0:
             comp = self.active[rng.integers(len(self.active), size=(n, c.competitors))]
-            share = rng.dirichlet(np.ones(c.competitors), size=n) * (eps * (1 - c.floor))[:, None]
+            share = rng.dirichlet(np.ones(c.competitors), size=n)
+            runner = sub & (rng.random(n) < c.true_competitor)
+            if runner.any():  # the replaced unit takes the biggest share
+                comp[runner, 0] = rep[runner]
+                share[runner] = np.sort(share[runner], axis=1)[:, ::-1]
+            share *= (eps * (1 - c.floor))[:, None]
             for k in range(c.competitors):
                 np.add.at(out, (idx, comp[:, k]), share[:, k])
         else:
@@ -109,4 +174,5 @@ class PosteriorSimulator:
         return out
 
     def __call__(self, ids: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-        return self.rows(self.noisy_ids(ids, rng), rng)
+        out, replaced = self.noisy(ids, rng)
+        return self.rows(out, rng, replaced)

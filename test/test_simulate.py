@@ -73,3 +73,40 @@ def test_seeded_and_deterministic():
     a = s([1, 2, 3, WB, 4], np.random.default_rng(7))
     b = s([1, 2, 3, WB, 4], np.random.default_rng(7))
     np.testing.assert_array_equal(a, b)
+
+
+def test_manner_classes_of_ipa_units():
+    from tasu.simulate import unit_class
+
+    assert [unit_class(u, "manner") for u in ["p", "ɡ", "s", "t͡ʃ", "n", "ɹ", "aɪ", "ɝ", "<wb>", "ˈ"]] == [
+        "stop", "stop", "fricative", "fricative", "nasal", "approximant", "vowel", "vowel", None, None]
+    assert unit_class("s", "vowel") == "consonant"
+
+
+def test_substitutes_keep_their_class_at_the_configured_rate():
+    s = sim(drop=0, substitute=1.0, repeat=0, insert=0, wb_drop=0, strength_min=1, strength_max=1,
+            same_class=0.8, classes="manner")
+    rng = np.random.default_rng(3)
+    stops = [UNITS.index(u) for u in "ptk"]
+    out, orig = s.noisy(stops * 500, rng)
+    assert all(o in stops for o in orig)  # every row is a substitute here
+    same = np.mean([u in stops for u in out])
+    # same-class draws always give another stop; other draws hit a stop 2/9 of the time
+    assert abs(same - (0.8 + 0.2 * 2 / 9)) < 0.03
+
+
+def test_substituted_rows_are_unsure_and_keep_the_replaced_unit_as_runner_up():
+    s = sim(drop=0, substitute=0.5, repeat=0, insert=0, wb_drop=0, strength_min=1, strength_max=1,
+            smooth_min=0.0, smooth_max=0.1, sub_smooth_min=0.4, sub_smooth_max=0.6, true_competitor=0.6)
+    rng = np.random.default_rng(4)
+    ids = list(rng.choice(ACTIVE, size=4000))
+    out, orig = s.noisy(ids, rng)
+    rows = s.rows(out, rng, orig)
+    orig = np.array(orig)
+    sub = orig >= 0
+    assert abs(sub.mean() - 0.5) < 0.03
+    assert (rows[~sub].max(1) >= 0.9 - 1e-6).all()                # clean rows: eps <= 0.1
+    top = rows[np.flatnonzero(sub), np.array(out)[sub]]  # mass on the substitute itself
+    assert np.median(top) < 0.65 and (top >= 0.4 - 1e-6).all()
+    second = np.argsort(-rows[sub], axis=1)[:, 1]
+    assert abs((second == orig[sub]).mean() - 0.6) < 0.05
