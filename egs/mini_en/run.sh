@@ -6,7 +6,7 @@ set -euo pipefail
 
 train_set=train
 valid_set=dev
-test_sets="test_in test_ood"
+test_sets="dev test_in test_ood"   # dev: espeak-ng speech of the dev text, for choosing settings
 train_config=conf/train.yaml
 decode_config=conf/decode.yaml
 

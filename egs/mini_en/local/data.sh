@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 0 of mini_en: data/{train,dev} (text only) and data/{test_in,test_ood} (espeak-ng speech).
+# Stage 0 of mini_en: data/train (text only) and data/{dev,test_in,test_ood} (text + espeak-ng speech).
 # Needs Debian's wordnet-base, bible-kjv, espeak-ng and sox (tools/install.sh installs them).
 set -euo pipefail
 config=conf/data.yaml

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prepare the mini_en data dirs: text-only train/dev and two espeak-ng test sets.
+"""Prepare the mini_en data dirs: text-only train, espeak-ng dev and two espeak-ng test sets.
 
 Text source: the usage examples of Princeton WordNet 3.0 (Debian ``wordnet-base``), the
 largest set of modern, self-contained English sentences that Debian ships as plain text.
@@ -144,12 +144,14 @@ def main() -> None:
     if len(ood) < n_ood:
         raise SystemExit(f"only {len(ood)} out-of-domain verses for {n_ood} requested")
 
-    for name, texts in (("train", train), ("dev", dev)):
-        ids = [f"{name}-{i:05d}" for i in range(len(texts))]
-        write_data_dir(args.data / name, text=dict(zip(ids, texts)))
-        logging.info("%s: %d sentences (text only)", name, len(texts))
+    ids = [f"train-{i:05d}" for i in range(len(train))]
+    write_data_dir(args.data / "train", text=dict(zip(ids, train)))
+    logging.info("train: %d sentences (text only)", len(train))
     make_speech_set("test_in", test_in[:n_in], cfg, args.data, args.wav_dir, rng)
     make_speech_set("test_ood", ood[:n_ood], cfg, args.data, args.wav_dir, rng)
+    # dev: its text drives the dev loss; its speech (same voices, own draws) is the held-out
+    # set on which decoding and simulation settings are chosen, never the test sets
+    make_speech_set("dev", dev, cfg, args.data, args.wav_dir, random.Random(cfg["seed"] + 1))
     (args.data / "vocab.txt").write_text("".join(f"{w}\n" for w in sorted(train_words)))
 
 
