@@ -54,6 +54,9 @@ class TrainConfig:
     # Noise curriculum: simulation noise grows linearly from 0 to its configured level
     # over this many steps (0: full noise from the start).
     noise_warmup_steps: int = 0
+    # Simulated rows as dense [L, V] arrays or sparse (ids, weights, floor); "auto": sparse
+    # when the inventory has more than 1024 units and the projector takes sparse rows.
+    sim_format: str = "auto"
 
 
 @dataclass
@@ -62,6 +65,7 @@ class DecodeConfig:
     max_new_tokens: int = 48
     num_beams: int = 1
     psd_threshold: float = 0.5
+    vocabulary: str | None = None  # word list: decode with these words only (closed vocabulary)
 
 
 def _build(cls, data: dict[str, Any], where: str):

@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 from tasu.llm import PromptTemplate
+from tasu.sparse import SparseRows
 
 IGNORE = -100
 
@@ -38,6 +39,16 @@ class SpeechLLM(nn.Module):
         emb = self.base.get_input_embeddings()
         return emb(torch.tensor(list(ids), dtype=torch.long, device=self.device))
 
+    def project(self, feats: Sequence) -> list[torch.Tensor]:
+        """Projected rows per utterance, from one projector call over the whole batch."""
+        if not feats:
+            return []
+        if all(isinstance(f, SparseRows) for f in feats):
+            x = SparseRows.cat(list(feats)).to(self.device)
+        else:
+            x = torch.cat([f.dense() if isinstance(f, SparseRows) else f for f in feats]).to(self.device)
+        return list(self.projector(x).split([f.shape[0] for f in feats]))
+
     def assemble(self, feats: Sequence[torch.Tensor], answers: Sequence[Sequence[int]] | None = None,
                  left_pad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Build ``(inputs_embeds [B,T,D], attention_mask [B,T], labels [B,T])``.
@@ -47,8 +58,7 @@ class SpeechLLM(nn.Module):
         """
         pre, suf = self._embed_ids(self.template.prefix), self._embed_ids(self.template.suffix)
         rows, labels = [], []
-        for i, f in enumerate(feats):
-            sp = self.projector(f.to(self.device))
+        for i, (f, sp) in enumerate(zip(feats, self.project(feats))):
             parts = [pre, sp.to(pre.dtype), suf]
             lab = [IGNORE] * (len(self.template.prefix) + f.shape[0] + len(self.template.suffix))
             if answers is not None:
@@ -89,13 +99,19 @@ class SpeechLLM(nn.Module):
     # -- inference ----------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, feats: Sequence[torch.Tensor], max_new_tokens: int = 64,
-                 num_beams: int = 1) -> list[list[int]]:
-        """Greedy (or beam) decoding; returns the answer token ids without the end token."""
+                 num_beams: int = 1, constraint=None) -> list[list[int]]:
+        """Greedy (or beam) decoding; returns the answer token ids without the end token.
+
+        ``constraint`` is a logits processor, e.g. a :class:`tasu.constrain.VocabularyConstraint`.
+        """
+        from transformers import LogitsProcessorList
+
+        procs = LogitsProcessorList([constraint] if constraint is not None else [])
         with self._autocast():
             x, mask, _ = self.assemble(feats, left_pad=True)
             out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
                                     do_sample=False, num_beams=num_beams, eos_token_id=self.template.eos_id,
-                                    pad_token_id=self.pad_id)
+                                    pad_token_id=self.pad_id, logits_processor=procs)
         hyps = []
         for row in out.tolist():
             if self.template.eos_id in row:

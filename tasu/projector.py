@@ -6,9 +6,17 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from tasu.sparse import SparseRows, sparse_layernorm_linear
+
 
 class LinearSiLUProjector(nn.Module):
-    """LayerNorm -> Linear -> SiLU -> Linear, applied to each posterior row."""
+    """LayerNorm -> Linear -> SiLU -> Linear, applied to each posterior row.
+
+    Takes dense ``[L, V]`` rows or :class:`~tasu.sparse.SparseRows` (same result; the first
+    layer is then computed from the few listed units, see :mod:`tasu.sparse`).
+    """
+
+    accepts_sparse = True
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 1024) -> None:
         super().__init__()
@@ -16,7 +24,9 @@ class LinearSiLUProjector(nn.Module):
         self.net = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.SiLU(),
                                  nn.Linear(hidden, out_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        if isinstance(x, SparseRows):
+            return self.net[3](self.net[2](sparse_layernorm_linear(x, self.net[0], self.net[1])))
         return self.net(x)
 
 

@@ -24,6 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tasu.sparse import SparseRows
+
 VOWEL_CHARS = set("aeiouæɑɒɔəɛɜɝɪʊʌyøœɐɘɵɤɯɨʉɚ")
 # Manner classes of consonants (IPA base letters); a unit's class is that of its first letter.
 MANNER = {
@@ -136,17 +138,19 @@ class PosteriorSimulator:
         """Apply deletions, substitutions, repeats and insertions to a unit id sequence."""
         return self.noisy(ids, rng)[0]
 
-    def rows(self, ids: Sequence[int], rng: np.random.Generator,
-             replaced: Sequence[int] | None = None) -> np.ndarray:
-        """Smoothed one-hot rows for an (already noised) id sequence.
+    def sparse(self, ids: Sequence[int], rng: np.random.Generator,
+               replaced: Sequence[int] | None = None) -> SparseRows:
+        """Smoothed one-hot rows for an (already noised) id sequence, as :class:`SparseRows`.
 
         ``replaced[i] >= 0`` marks row ``i`` as a substitute for that unit (see ``noisy``).
         """
         c = self.cfg
         n = len(ids)
-        out = np.zeros((n, self.V), dtype=np.float32)
+        n_act = max(len(self.active), 1)
+        k = 1 + max(c.competitors, 0)
         if n == 0:
-            return out
+            return SparseRows.from_numpy(np.zeros((0, k), np.int64), np.zeros((0, k)), np.zeros(0),
+                                         self.active, self.V)
         eps = rng.uniform(c.smooth_min, c.smooth_max) * rng.random(n) ** 0.5 * self.scale
         rep = np.asarray(replaced if replaced is not None else [-1] * n, dtype=np.int64)
         sub = rep >= 0
@@ -154,9 +158,7 @@ class PosteriorSimulator:
             lo = c.smooth_min if c.sub_smooth_min is None else c.sub_smooth_min
             hi = c.smooth_max if c.sub_smooth_max is None else c.sub_smooth_max
             eps[sub] = rng.uniform(lo, hi, size=int(sub.sum())) * min(self.scale, 1.0)
-        idx = np.arange(n)
-        if len(self.active):
-            out[:, self.active] = (eps * c.floor / len(self.active))[:, None]
+        cols, weights = [np.asarray(ids, dtype=np.int64)], [1.0 - eps]
         if c.competitors > 0:
             comp = self.active[rng.integers(len(self.active), size=(n, c.competitors))]
             share = rng.dirichlet(np.ones(c.competitors), size=n)
@@ -165,14 +167,19 @@ class PosteriorSimulator:
                 comp[runner, 0] = rep[runner]
                 share[runner] = np.sort(share[runner], axis=1)[:, ::-1]
             share *= (eps * (1 - c.floor))[:, None]
-            for k in range(c.competitors):
-                np.add.at(out, (idx, comp[:, k]), share[:, k])
+            cols += list(comp.T)
+            weights += list(share.T)
+            floor = eps * c.floor / n_act
         else:
-            out[:, self.active] += (eps * (1 - c.floor) / len(self.active))[:, None]
-        out[idx, np.asarray(ids)] += (1.0 - eps)
-        out /= out.sum(axis=1, keepdims=True)
-        return out
+            floor = eps / n_act
+        return SparseRows.from_numpy(np.stack(cols, 1), np.stack(weights, 1), floor, self.active, self.V)
 
-    def __call__(self, ids: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    def rows(self, ids: Sequence[int], rng: np.random.Generator,
+             replaced: Sequence[int] | None = None) -> np.ndarray:
+        """The same rows as ``sparse``, as a dense ``[L', V]`` float32 array."""
+        return self.sparse(ids, rng, replaced).dense().numpy()
+
+    def __call__(self, ids: Sequence[int], rng: np.random.Generator, sparse: bool = False) -> np.ndarray | SparseRows:
+        """Noised, smoothed rows for ``ids``: dense ``[L', V]``, or :class:`SparseRows`."""
         out, replaced = self.noisy(ids, rng)
-        return self.rows(out, rng, replaced)
+        return self.sparse(out, rng, replaced) if sparse else self.rows(out, rng, replaced)

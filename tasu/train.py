@@ -238,7 +238,19 @@ class Trainer:
         return True
 
     # -- loop ---------------------------------------------------------------------------
-    def _feats(self, batch: Sequence[TextExample], rng: np.random.Generator) -> list[torch.Tensor]:
+    @property
+    def sparse_inputs(self) -> bool:
+        fmt = self.cfg.sim_format
+        if fmt not in ("auto", "dense", "sparse"):
+            raise ValueError(f"sim_format must be auto, dense or sparse, got {fmt!r}")
+        takes = getattr(self.model.projector, "accepts_sparse", False)
+        if fmt == "sparse" and not takes:
+            raise ValueError(f"sim_format=sparse, but projector {self.cfg.projector.kind!r} takes dense rows only")
+        return takes and (fmt == "sparse" or (fmt == "auto" and self.sim.V > 1024))
+
+    def _feats(self, batch: Sequence[TextExample], rng: np.random.Generator) -> list:
+        if self.sparse_inputs:
+            return [self.sim(e.unit_ids, rng, sparse=True) for e in batch]
         return [torch.from_numpy(self.sim(e.unit_ids, rng)) for e in batch]
 
     @torch.no_grad()

@@ -1,0 +1,60 @@
+"""Sparse simulated rows: the projector's first layer is exact without dense rows."""
+import numpy as np
+import pytest
+import torch
+
+from tasu.projector import LinearSiLUProjector
+from tasu.simulate import PosteriorSimulator, SimulationConfig
+from tasu.sparse import SparseRows, sparse_layernorm_linear
+
+V = 300
+
+
+def simulator(**kw):
+    units = [f"u{i}" for i in range(V - 2)] + ["<wb>", "<blank>"]
+    active = list(range(5, 250))
+    return PosteriorSimulator(V, active, units, V - 2, SimulationConfig(**kw))
+
+
+@pytest.mark.parametrize("competitors", [0, 1, 3])
+def test_sparse_rows_equal_the_dense_rows(competitors):
+    sim = simulator(competitors=competitors, true_competitor=0.5, sub_smooth_min=0.3, sub_smooth_max=0.6)
+    ids = list(np.random.default_rng(0).choice(np.arange(5, 250), size=80))
+    # competitors collide with the unit itself now and then: the merge must add them up
+    rows = sim.sparse(ids, np.random.default_rng(1))
+    dense = sim.rows(ids, np.random.default_rng(1))
+    np.testing.assert_allclose(rows.dense().numpy(), dense, atol=1e-7)
+    np.testing.assert_allclose(dense.sum(1), 1.0, atol=1e-5)
+    assert list(dense.argmax(1)) == ids or competitors > 0
+    assert (dense[:, 250:] == 0).all() and (dense[:, :5] == 0).all()  # inactive units get nothing
+
+
+def test_sparse_first_layer_and_gradients_match_the_dense_path():
+    torch.manual_seed(0)
+    proj = LinearSiLUProjector(V, 24, hidden=40)
+    with torch.no_grad():  # a LayerNorm with non-trivial affine parameters
+        proj.net[0].weight.uniform_(0.5, 1.5)
+        proj.net[0].bias.uniform_(-0.1, 0.1)
+    sim = simulator(competitors=2)
+    rng = np.random.default_rng(3)
+    feats = [sim(list(rng.choice(np.arange(5, 250), size=n)), rng, sparse=True) for n in (7, 20, 1)]
+    for x in feats:
+        d = x.dense()
+        ref = proj(d)
+        out = proj(x)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        g_ref = torch.autograd.grad(ref.square().sum(), list(proj.parameters()))
+        g_out = torch.autograd.grad(out.square().sum(), list(proj.parameters()))
+        for a, b in zip(g_out, g_ref):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_hand_made_rows_and_shape_errors():
+    x = SparseRows.from_numpy(np.array([[2, 2, -1], [0, 3, 1]]), np.array([[0.5, 0.25, 0.9], [1.0, 1.0, 0.0]]),
+                              np.array([0.0, 0.5]), np.array([0, 1, 2]), 4)
+    # row 0: id 2 twice (merged, 0.75), a padded slot, no floor; row 1: floor 0.5 on units 0-2
+    expected = [[0, 0, 1, 0], [1.5 / 3.5, 0.5 / 3.5, 0.5 / 3.5, 1 / 3.5]]
+    np.testing.assert_allclose(x.dense().numpy(), expected, atol=1e-6)
+    assert x.ids.tolist()[0] == [2, -1, -1]
+    with pytest.raises(ValueError, match="sparse rows over 4 units"):
+        sparse_layernorm_linear(x, torch.nn.LayerNorm(5), torch.nn.Linear(5, 2))
