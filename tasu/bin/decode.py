@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, help="decoding YAML (conf/decode.yaml)")
     ap.add_argument("--checkpoint", default="model.pt")
     ap.add_argument("--ngpu", type=int, default=0)
+    ap.add_argument("--vocabulary", type=Path,
+                    help="word list (one per line): only these words can be recognised (overrides the config)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     import kaldiio
@@ -50,9 +52,20 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s: utterance %s has shape %s, the model expects [T, %d]", args.feats, uid, mat.shape, inv.size)
             return 1
         items.append((uid, mat))
+    constraint = None
+    vocab = args.vocabulary or dcfg.vocabulary
+    if vocab:
+        from tasu.constrain import VocabularyConstraint, read_word_list
+
+        try:
+            constraint = VocabularyConstraint(model.tokenizer, read_word_list(vocab), model.template.eos_id)
+        except ValueError as e:
+            log.error("%s", e)
+            return 1
+        log.info("closed vocabulary: %d words from %s", constraint.n_words, vocab)
     t0 = time.time()
     with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
-        hyps = decode_posteriors(model, items, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar)
+        hyps = decode_posteriors(model, items, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar, constraint)
     el = time.time() - t0
     args.outdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.outdir / "text", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))
