@@ -47,3 +47,44 @@ def test_all_blank_is_empty_and_rows_sum_to_one():
 def test_rejects_bad_shape():
     with pytest.raises(ValueError):
         psd_compress(np.zeros(5, dtype=np.float32), B)
+
+
+def random_batch(rng, B=40, V=9, blank=8):
+    """Peaky CTC-like posteriors: runs of units and blanks, with soft tails."""
+    lengths = rng.integers(0, 60, size=B)
+    T = int(lengths.max())
+    x = np.full((B, T, V), -9.0)
+    for b in range(B):
+        t = 0
+        while t < T:
+            u = blank if rng.random() < 0.5 else int(rng.integers(V - 1))
+            d = int(rng.integers(1, 4))
+            x[b, t:t + d] = rng.normal(0, 1.5, size=(min(d, T - t), V))
+            x[b, t:t + d, u] += rng.uniform(0, 5)
+            t += d
+    x -= np.log(np.exp(x).sum(-1, keepdims=True))
+    return x.astype(np.float32), lengths
+
+
+def test_batched_and_loop_psd_equal_the_reference_on_random_batches():
+    from tasu.psd import psd_compress_batch, psd_compress_loop
+
+    rng = np.random.default_rng(0)
+    for thr in (0.3, 0.5, 0.9):
+        x, lengths = random_batch(rng)
+        out = psd_compress_batch(x, lengths, blank_id=8, threshold=thr)
+        assert len(out) == len(lengths)
+        for b, n in enumerate(lengths):
+            ref = psd_compress(x[b, :n], 8, thr)
+            loop = psd_compress_loop(x[b, :n], 8, thr)
+            assert out[b].shape == ref.shape == loop.shape
+            np.testing.assert_allclose(out[b], ref, rtol=0, atol=1e-7)
+            np.testing.assert_allclose(loop, ref, rtol=0, atol=1e-7)
+    assert sum(o.shape[0] for o in out) > 100  # the batches are not trivially empty
+
+
+def test_batched_psd_rejects_bad_lengths():
+    from tasu.psd import psd_compress_batch
+
+    with pytest.raises(ValueError, match="do not fit"):
+        psd_compress_batch(np.zeros((2, 5, 4)), [3, 6], blank_id=3)

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): sparse simulated posteriors and batched PSD against their dense/loop forms.
+
+Prints, for a large unit inventory (default V = 25 055, SenseVoice's BPE size):
+- simulated posteriors -> projector first layer (LayerNorm + Linear), dense ``[B, L, V]``
+  rows against :class:`tasu.sparse.SparseRows`, forward and forward + backward, with the
+  largest difference of the outputs;
+- PSD of ``--n_utts`` random CTC-like utterances: per-frame Python loop, per-utterance
+  numpy (:func:`tasu.psd.psd_compress`) and batched (:func:`tasu.psd.psd_compress_batch`),
+  with the largest difference of their outputs.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def _time(fn, repeat: int) -> tuple[float, object]:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        out = fn()
+    return (time.perf_counter() - t0) / repeat, out
+
+
+def bench_sparse(V: int, B: int, L: int, hidden: int, repeat: int) -> None:
+    from tasu.projector import LinearSiLUProjector
+    from tasu.simulate import PosteriorSimulator, SimulationConfig
+    from tasu.sparse import SparseRows, sparse_layernorm_linear
+
+    torch.manual_seed(0)
+    units = [f"▁p{i}" for i in range(V - 1)] + ["<blank>"]
+    sim = PosteriorSimulator(V, range(V - 1), units, None, SimulationConfig())
+    proj = LinearSiLUProjector(V, 896, hidden=hidden)
+    norm, lin = proj.net[0], proj.net[1]
+    rng = np.random.default_rng(0)
+    sents = [rng.integers(0, V - 1, size=L) for _ in range(B)]
+
+    def dense_rows():
+        r = np.random.default_rng(1)
+        return torch.from_numpy(np.stack([sim.rows(s, r) for s in sents]))   # [B, L, V]
+
+    def sparse_rows():
+        r = np.random.default_rng(1)
+        return [sim.sparse(s, r) for s in sents]
+
+    def dense_fwd():
+        return lin(norm(dense_rows()))
+
+    def sparse_fwd():  # one call per batch, as the trainer does
+        return sparse_layernorm_linear(SparseRows.cat(sparse_rows()), norm, lin).view(B, L, -1)
+
+    def backward(f):
+        def run():
+            proj.zero_grad()
+            y = f()
+            y.square().mean().backward()
+            return y
+        return run
+
+    print(f"simulated rows -> LayerNorm + Linear({V}, {hidden}); B={B}, L={L}, {torch.get_num_threads()} threads")
+    with torch.no_grad():
+        td, yd = _time(dense_fwd, repeat)
+        ts, ys = _time(sparse_fwd, repeat)
+    diff = float((yd - ys).abs().max())
+    print(f"  forward:            dense {td * 1e3:8.1f} ms  sparse {ts * 1e3:7.1f} ms  speed-up {td / ts:6.1f}x  "
+          f"max |diff| {diff:.2e}")
+    tdb, _ = _time(backward(dense_fwd), repeat)
+    tsb, _ = _time(backward(sparse_fwd), repeat)
+    print(f"  forward + backward: dense {tdb * 1e3:8.1f} ms  sparse {tsb * 1e3:7.1f} ms  speed-up {tdb / tsb:6.1f}x")
+    print(f"  dense rows alone: {B * L * V * 4 / 2 ** 20:.0f} MiB per batch")
+
+
+def bench_psd(n_utts: int, V: int, batch: int) -> None:
+    from tasu.psd import psd_compress, psd_compress_batch, psd_compress_loop
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(50, 400, size=n_utts)
+    blank = V - 1
+    utts = []
+    for n in lengths:  # peaky CTC-like frames: mostly blank, short runs of one unit
+        x = rng.normal(0, 1.0, size=(n, V)).astype(np.float32)
+        lab = np.where(rng.random(n) < 0.6, blank, rng.integers(0, V - 1, size=n))
+        lab = np.repeat(lab[::2], 2)[:n]
+        x[np.arange(n), lab] += 8.0
+        utts.append(x - np.log(np.exp(x).sum(1, keepdims=True)))
+    frames = int(lengths.sum())
+    print(f"PSD: {n_utts} random utterances, {frames} frames, V={V}")
+    t0 = time.perf_counter()
+    ref = [psd_compress_loop(u, blank) for u in utts]
+    t_loop = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    per = [psd_compress(u, blank) for u in utts]
+    t_utt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    bat = []
+    for i in range(0, n_utts, batch):
+        chunk = utts[i:i + batch]
+        T = max(len(u) for u in chunk)
+        x = np.zeros((len(chunk), T, V), dtype=np.float32)
+        for j, u in enumerate(chunk):
+            x[j, :len(u)] = u
+        bat += psd_compress_batch(x, [len(u) for u in chunk], blank)
+    t_bat = time.perf_counter() - t0
+    diff = max(float(np.abs(a - b).max(initial=0)) for a, b in zip(ref, bat))
+    same = all(a.shape == b.shape == c.shape for a, b, c in zip(ref, bat, per))
+    print(f"  per-frame loop   {t_loop:7.2f} s")
+    print(f"  per-utterance    {t_utt:7.2f} s  ({t_loop / t_utt:5.1f}x)")
+    print(f"  batched ({batch:3d})    {t_bat:7.2f} s  ({t_loop / t_bat:5.1f}x)  same shapes: {same}, max |diff| {diff:.1e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vocab", type=int, default=25055, help="units for the projector benchmark")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--length", type=int, default=60, help="rows per sentence")
+    ap.add_argument("--hidden", type=int, default=1024, help="projector hidden size")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--n_utts", type=int, default=1000, help="utterances for the PSD benchmark")
+    ap.add_argument("--psd_vocab", type=int, default=191, help="units for the PSD benchmark (hama: 191)")
+    ap.add_argument("--psd_batch", type=int, default=100)
+    args = ap.parse_args(argv)
+    print(f"torch {torch.__version__}")
+    bench_sparse(args.vocab, args.batch, args.length, args.hidden, args.repeat)
+    bench_psd(args.n_utts, args.psd_vocab, args.psd_batch)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
