@@ -58,3 +58,18 @@ def test_hand_made_rows_and_shape_errors():
     assert x.ids.tolist()[0] == [2, -1, -1]
     with pytest.raises(ValueError, match="sparse rows over 4 units"):
         sparse_layernorm_linear(x, torch.nn.LayerNorm(5), torch.nn.Linear(5, 2))
+
+
+def test_speech_llm_loss_is_the_same_for_sparse_and_dense_batches():
+    from test_model import V as TV, tiny_model
+
+    m, _ = tiny_model()
+    units = [f"u{i}" for i in range(TV - 2)] + ["<wb>", "<blank>"]
+    sim = PosteriorSimulator(TV, range(TV - 2), units, TV - 2, SimulationConfig(competitors=2))
+    rng = np.random.default_rng(5)
+    sparse = [sim(list(rng.integers(0, TV - 2, size=n)), rng, sparse=True) for n in (6, 3, 9)]
+    answers = [[7, 8, 2], [9, 2], [5, 6, 7, 2]]
+    loss_s, n_s = m(sparse, answers)
+    loss_d, n_d = m([x.dense() for x in sparse], answers)
+    assert n_s == n_d == 9
+    torch.testing.assert_close(loss_s, loss_d, atol=1e-5, rtol=1e-5)
