@@ -57,6 +57,9 @@ class TrainConfig:
     # Simulated rows as dense [L, V] arrays or sparse (ids, weights, floor); "auto": sparse
     # when the inventory has more than 1024 units and the projector takes sparse rows.
     sim_format: str = "auto"
+    # A step with a non-finite loss or gradient makes no update and is counted; this many
+    # in a row stop the run with an error.
+    max_bad_steps: int = 5
 
 
 @dataclass

@@ -204,6 +204,7 @@ class Trainer:
         self.opt = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=o.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(o.warmup_steps, o.max_steps))
         self.step = 0
+        self.bad_steps = 0  # steps whose update was skipped (non-finite loss or gradient)
         self.history: list[dict] = []
         self.py_rng = random.Random(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
@@ -214,6 +215,7 @@ class Trainer:
         atomic_torch_save({
             "model": trainable_state(self.model), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "step": self.step, "history": self.history,
+            "bad_steps": self.bad_steps,
             "py_rng": self.py_rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
         }, path)
@@ -231,6 +233,7 @@ class Trainer:
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         self.step, self.history = ck["step"], ck["history"]
+        self.bad_steps = ck.get("bad_steps", 0)
         self.py_rng.setstate(ck["py_rng"])
         self.np_rng.bit_generator.state = ck["np_rng"]
         torch.set_rng_state(ck["torch_rng"])
@@ -281,6 +284,7 @@ class Trainer:
         self.model.train()
         params = [p for p in self.model.parameters() if p.requires_grad]
         bar = tqdm(total=o.max_steps, initial=self.step, desc="train", unit="step", mininterval=10)
+        bad_in_row = 0
         t0, sents, toks, win = time.time(), 0, 0, []
         while self.step < o.max_steps:
             batch = next(batches)
@@ -291,21 +295,34 @@ class Trainer:
                                        self.np_rng) if self.np_rng.random() < cfg.shuffle_words else e
                          for e in batch]
             loss, ntok = self.model(self._feats(batch, self.np_rng), [e.answer_ids for e in batch])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {self.step}")
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-            self.opt.step()
+            gnorm = torch.tensor(float("nan"))
+            if torch.isfinite(loss):
+                loss.backward()
+                gnorm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+            if torch.isfinite(loss) and torch.isfinite(gnorm):
+                self.opt.step()
+                bad_in_row = 0
+            else:  # no update; the batch still counts as a step so a resumed run stays in step
+                self.bad_steps += 1
+                bad_in_row += 1
+                log.warning("step %d: non-finite %s, update skipped (%d in a row, %d in all)", self.step + 1,
+                            "loss" if not torch.isfinite(loss) else "gradient", bad_in_row, self.bad_steps)
+                self.opt.zero_grad(set_to_none=True)
+                if bad_in_row >= cfg.max_bad_steps:
+                    raise FloatingPointError(
+                        f"{bad_in_row} non-finite losses/gradients in a row up to step {self.step + 1} "
+                        f"(max_bad_steps={cfg.max_bad_steps}); lower optim.lr, or check the training data")
             self.sched.step()
             self.step += 1
             sents += len(batch)
             toks += ntok
-            win.append(float(loss.detach()))
+            if torch.isfinite(loss):
+                win.append(float(loss.detach()))
             bar.update(1)
             if self.step % cfg.log_interval == 0 or self.step == o.max_steps:
                 el = time.time() - t0
-                rec = {"step": self.step, "loss": sum(win) / len(win), "lr": self.sched.get_last_lr()[-1],
+                rec = {"step": self.step, "loss": sum(win) / max(len(win), 1), "lr": self.sched.get_last_lr()[-1],
                        "grad_norm": float(gnorm), "sent_per_s": sents / el}
                 self.history.append(rec)
                 log.info("step %d loss %.4f lr %.2e gnorm %.2f %.2f sent/s", self.step, rec["loss"],
@@ -322,7 +339,8 @@ class Trainer:
         atomic_torch_save(trainable_state(self.model), self.expdir / "model.pt")
         plot_history(self.history, self.expdir / "loss.png")
         (self.expdir / "history.json").write_text(json.dumps(self.history, indent=1))
-        log.info("done: %d steps, model at %s", self.step, self.expdir / "model.pt")
+        log.info("done: %d steps (%d skipped for non-finite loss/gradient), model at %s", self.step,
+                 self.bad_steps, self.expdir / "model.pt")
 
 
 def prepare(cfg: TrainConfig, inventory: UnitInventory, spellings: dict[str, dict[str, int]] | None,

@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
              len(train), len(dev), len(active), inv.size, n_train / 1e6)
-    Trainer(cfg, model, sim, train, dev, args.expdir).run()
+    try:
+        Trainer(cfg, model, sim, train, dev, args.expdir).run()
+    except FloatingPointError as e:
+        log.error("%s: training stopped: %s", args.expdir, e)
+        return 1
     return 0
 
 
