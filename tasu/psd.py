@@ -32,6 +32,13 @@ def psd_compress(log_probs: np.ndarray, blank_id: int, threshold: float = 0.5) -
     return (sums[rows] / counts[rows, None]).astype(np.float32)
 
 
+def ctc_greedy(log_probs: np.ndarray, blank_id: int) -> list[int]:
+    """Best-path CTC decoding: frame argmax, repeats merged, blanks removed."""
+    arg = np.asarray(log_probs).argmax(axis=1)
+    keep = np.r_[True, arg[1:] != arg[:-1]] & (arg != blank_id) if len(arg) else np.zeros(0, bool)
+    return [int(a) for a in arg[keep]]
+
+
 def psd_compress_batch(log_probs, lengths, blank_id: int, threshold: float = 0.5) -> list[np.ndarray]:
     """Batched PSD: ``[B, T, V]`` log-posteriors (numpy or torch) + valid lengths -> B arrays.
 

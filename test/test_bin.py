@@ -58,6 +58,10 @@ def test_dump_skips_and_lists_bad_audio_and_empty_psd(data, tmp_path):
     np.testing.assert_allclose(feats["u1"].sum(1), 1, atol=1e-4)
     # argmax of the PSD rows spells the sentence's phonemes closely
     assert 10 <= feats["u1"].shape[0] <= 30
+    # the encoder's own best path is kept for every utterance it heard (empty for silence)
+    hyp = dict((ln.split(" ", 1) + [""])[:2] for ln in (out / "units_hyp").read_text().splitlines())
+    assert set(hyp) == {"u1", "u2"} and hyp["u2"] == ""
+    assert hyp["u1"].startswith("ð") and " k " in hyp["u1"] and hyp["u1"].count("<wb>") >= 4
 
 
 def test_make_units_skips_unpronounceable_and_reports_bad_dirs(tmp_path):

@@ -88,3 +88,11 @@ def test_batched_psd_rejects_bad_lengths():
 
     with pytest.raises(ValueError, match="do not fit"):
         psd_compress_batch(np.zeros((2, 5, 4)), [3, 6], blank_id=3)
+
+
+def test_ctc_greedy_merges_repeats_and_drops_blanks():
+    from tasu.psd import ctc_greedy
+
+    x = logp([[.9, 0, 0, .1], [.9, 0, 0, .1], [0, 0, 0, 1], [.9, 0, 0, .1], [0, .8, 0, .2], [0, 0, 0, 1]])
+    assert ctc_greedy(x, B) == [0, 0, 1]
+    assert ctc_greedy(np.zeros((0, 4)), B) == []

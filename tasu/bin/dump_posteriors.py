@@ -2,7 +2,9 @@
 """Audio -> PSD-compressed CTC posteriors for a data dir (stage 1).
 
 Writes ``<out>/feats.ark`` + ``<out>/feats.scp`` (kaldiio; one ``[T', V]`` float32 matrix of
-probabilities per utterance) and ``<out>/psd_stats`` (frames before/after compression).
+probabilities per utterance), ``<out>/psd_stats`` (frames before/after compression) and
+``<out>/units_hyp`` (the encoder's own best-path units, Kaldi text format: scored against
+the G2P units of the references, it tells how well the encoder hears this set).
 Rules for bad input: unreadable/corrupt audio stops the run with the ``wav.scp`` line
 (``--skip_bad_audio true`` instead skips it); an utterance whose PSD output is empty is
 skipped. Every skip is listed with its reason in ``<out>/skipped`` and counted in the log;
@@ -38,10 +40,11 @@ def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float
     from tqdm import tqdm
 
     from tasu.encoders import build_encoder
-    from tasu.psd import psd_compress
+    from tasu.psd import ctc_greedy, psd_compress
 
     enc = build_encoder(encoder)
     blank = enc.inventory.blank_id
+    units = enc.inventory.units
     skipped, stats = [], []
     ark, scp = out / f"feats{tag}.ark", out / f"feats{tag}.scp"
     tmp_ark, tmp_scp = ark.with_suffix(".ark.tmp"), scp.with_suffix(".scp.tmp")
@@ -56,7 +59,7 @@ def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float
                 continue
             lp = enc.log_posteriors(wave, sr)
             post = psd_compress(lp, blank, threshold)
-            stats.append((uid, lp.shape[0], post.shape[0]))
+            stats.append((uid, lp.shape[0], post.shape[0], " ".join(units[i] for i in ctc_greedy(lp, blank))))
             if post.shape[0] == 0:
                 skipped.append(f"{uid} empty PSD output ({lp.shape[0]} frames, all blank above {threshold})")
                 continue
@@ -118,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         for p in scps:
             p.unlink()
     atomic_write_text(args.out / "skipped", "".join(s + "\n" for s in sorted(skipped)))
-    atomic_write_text(args.out / "psd_stats", "".join(f"{u} {a} {b}\n" for u, a, b in sorted(stats)))
-    n_in = sum(a for _, a, _ in stats)
-    n_out = sum(b for _, _, b in stats)
+    atomic_write_text(args.out / "psd_stats", "".join(f"{u} {a} {b}\n" for u, a, b, _ in sorted(stats)))
+    atomic_write_text(args.out / "units_hyp", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, _, _, h in sorted(stats)))
+    n_in = sum(a for _, a, _, _ in stats)
+    n_out = sum(b for _, _, b, _ in stats)
     log.info("%s: %d utterances dumped, %d skipped (see %s); PSD kept %d of %d frames (%.1f%%)",
              args.data, len(lines), len(skipped), args.out / "skipped", n_out, n_in, 100 * n_out / max(n_in, 1))
     return 0
