@@ -194,10 +194,11 @@ def _chunks_to_ops(chunks: Iterable[Any], ref: Sequence[str], hyp: Sequence[str]
     return ops
 
 
-def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str]) -> ScoreResult:
+def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str], normalize: bool = True) -> ScoreResult:
     """Score hypotheses against references (both ``{uttid: text}``).
 
-    Texts are normalised with :func:`normalize_text`.  A reference id without a
+    Texts are normalised with :func:`normalize_text` (``normalize=False``: only
+    whitespace is collapsed, for unit sequences).  A reference id without a
     hypothesis is scored as an empty hypothesis (all deletions) and counted in
     ``n_missing_hyp`` (which counts every such id, empty references included); hypothesis ids without a reference are ignored and
     counted in ``n_extra_hyp``; references that are empty after normalisation
@@ -212,8 +213,9 @@ def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str]) -> ScoreResult:
     missing: list[bool] = []
     n_empty_ref = 0
     n_missing_hyp = 0
+    norm = normalize_text if normalize else (lambda t: " ".join(t.split()))
     for uttid in sorted(ref):
-        r = normalize_text(ref[uttid])
+        r = norm(ref[uttid])
         is_missing = uttid not in hyp
         n_missing_hyp += is_missing
         if not r:
@@ -221,7 +223,7 @@ def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str]) -> ScoreResult:
             continue
         ids.append(uttid)
         refs.append(r)
-        hyps.append("" if is_missing else normalize_text(hyp[uttid]))
+        hyps.append("" if is_missing else norm(hyp[uttid]))
         missing.append(is_missing)
     n_extra_hyp = sum(1 for uttid in hyp if uttid not in ref)
     if not ids:
@@ -291,7 +293,8 @@ def _rate_line(name: str, rate: float, errors: int, total: int, ins: int, dele: 
     return f"%{name} {rate:.2f} [ {errors} / {total}, {ins} ins, {dele} del, {sub} sub ]"
 
 
-def write_result(result: ScoreResult, path: str | os.PathLike[str], *, ref_name: str, hyp_name: str) -> None:
+def write_result(result: ScoreResult, path: str | os.PathLike[str], *, ref_name: str, hyp_name: str,
+                 units: bool = False) -> None:
     """Write an ESPnet/sclite-like human-readable ``result.txt`` (atomically).
 
     Header: ref/hyp names, normalisation, ``%WER``/``%CER`` lines and counts;
@@ -302,8 +305,8 @@ def write_result(result: ScoreResult, path: str | os.PathLike[str], *, ref_name:
     lines = [
         f"REF: {ref_name}",
         f"HYP: {hyp_name}",
-        f"Normalisation: {NORMALIZATION_DESCRIPTION}",
-        _rate_line("WER", r.wer, r.n_word_errors, r.n_ref_words, r.ins, r.dele, r.sub),
+        f"Normalisation: {'none (unit sequences)' if units else NORMALIZATION_DESCRIPTION}",
+        _rate_line("UER" if units else "WER", r.wer, r.n_word_errors, r.n_ref_words, r.ins, r.dele, r.sub),
         _rate_line("CER", r.cer, r.n_char_errors, r.n_ref_chars, r.char_ins, r.char_dele, r.char_sub),
         f"#utts: {r.n_utts} scored, {r.n_utts_with_errors} with errors",
         f"#missing hyp: {r.n_missing_hyp} (ref ids without hyp line; scored as empty)",
@@ -345,7 +348,7 @@ def summary_dict(result: ScoreResult, **extra: Any) -> dict[str, Any]:
     return summary
 
 
-_MD_COLUMNS = ("set", "n_utts", "wer", "cer", "model", "date")
+_MD_COLUMNS = ("set", "n_utts", "wer", "cer", "encoder_uer", "model", "date")
 
 
 def _md_cell(value: Any, *, rate: bool = False) -> str:
@@ -364,20 +367,24 @@ def write_results_md(
 ) -> None:
     """Regenerate ``RESULTS.md``: a title, the results table, then ``notes``.
 
-    Each row needs the keys ``set, n_utts, wer, cer, model, date``; rows are
+    Each row needs the keys ``set, n_utts, wer, cer, model, date``; ``encoder_uer``
+    (the encoder's own unit error rate on the set) is optional.  Rows are
     written in the given order.  Written atomically.
     """
     lines = [
         f"# {title}",
         "",
-        "| set | #utts | WER (%) | CER (%) | model | date |",
-        "|---|---:|---:|---:|---|---|",
+        "| set | #utts | WER (%) | CER (%) | encoder UER (%) | model | date |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     for i, row in enumerate(rows):
+        row = {"encoder_uer": "-", **row}
+        if row["encoder_uer"] is None:
+            row["encoder_uer"] = "-"
         missing = [k for k in _MD_COLUMNS if k not in row]
         if missing:
             raise ValueError(f"results row {i} lacks key(s): {', '.join(missing)}")
-        cells = [_md_cell(row[k], rate=k in ("wer", "cer")) for k in _MD_COLUMNS]
+        cells = [_md_cell(row[k], rate=k in ("wer", "cer", "encoder_uer")) for k in _MD_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     if notes.strip():

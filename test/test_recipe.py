@@ -56,8 +56,26 @@ def test_recipe_end_to_end(recipe):
         assert 0 <= summary["wer"] and summary["n_utts"] == 6
         assert "%WER" in (dec / "result.txt").read_text()
     table = (recipe / "RESULTS.md").read_text()
-    assert re.search(r"\| test_in \| 6 \| \d+\.\d\d \| \d+\.\d\d \|", table)
-    assert re.search(r"\| test_ood \| 6 \| \d+\.\d\d \| \d+\.\d\d \|", table)
+    # WER, CER and the encoder's own unit error rate against the G2P units of the references
+    assert re.search(r"\| test_in \| 6 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", table)
+    assert re.search(r"\| test_ood \| 6 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", table)
+    uer = json.loads((exp / "decode_test_in" / "encoder_score.json").read_text())
+    assert uer["metric"] == "UER" and 0 < uer["wer"] < 60  # hama hears espeak-ng speech, imperfectly
+    # test words stay out of the training lexicon
+    train_words = {ln.split()[0] for ln in (recipe / "dump" / "lexicon.txt").read_text().splitlines() if ln.strip()}
+    assert train_words <= {w for ln in (recipe / "data" / "train" / "text").read_text().splitlines()
+                           for w in ln.split()[1:]} | {w for ln in (recipe / "data" / "dev" / "text").read_text().splitlines()
+                                                      for w in ln.split()[1:]}
+
+    # Another decoding setting goes to its own dirs and its own RESULTS.md rows
+    out = run(recipe, "--stage", "4", "--stop_stage", "5", "--inference_tag", "vocab",
+              "--decode_args", "--vocabulary data/vocab.txt", *TINY)
+    assert "closed vocabulary" in (exp / "logs" / "decode_test_in_vocab.log").read_text()
+    vocab = set((recipe / "data" / "vocab.txt").read_text().split())
+    for line in (exp / "decode_test_in_vocab" / "text").read_text().splitlines():
+        assert set(line.split()[1:-1]) <= vocab  # only the last word may be cut by max_new_tokens
+    table = (recipe / "RESULTS.md").read_text()
+    assert "| test_in |" in table and "| test_in (vocab) |" in table
 
     # Stage 6 packs the experiment in the model-zoo layout, with its results
     run(recipe, "--stage", "6", *TINY)

@@ -194,9 +194,9 @@ def test_write_results_md(tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8")
     assert "old content" not in text
     assert text.startswith("# mini_en\n")
-    assert "| set | #utts | WER (%) | CER (%) | model | date |" in text
-    assert "| dev | 10 | 12.35 | 5.00 | base \\| lora | 2024-01-02 |" in text
-    assert "| test | 20 | 3.00 | 1.23 | base | 2024-01-02 |" in text
+    assert "| set | #utts | WER (%) | CER (%) | encoder UER (%) | model | date |" in text
+    assert "| dev | 10 | 12.35 | 5.00 | - | base \\| lora | 2024-01-02 |" in text
+    assert "| test | 20 | 3.00 | 1.23 | - | base | 2024-01-02 |" in text
     assert text.index("| dev ") < text.index("| test ") < text.index("## Notes")
     assert text.rstrip().endswith("Some *notes*.")
 
@@ -258,7 +258,18 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     rows = [line for line in text.splitlines() if line.startswith("| test ") or line.startswith("| dev ")]
     assert len(rows) == 2
     assert rows[0].startswith("| test | 2 | 25.00 | ") and "| whisper-small + lora |" in rows[0]
-    assert rows[1].startswith("| dev | 2 | 33.33 | 30.00 | whisper-small + lora |")
+    assert rows[1].startswith("| dev | 2 | 33.33 | 30.00 | - | whisper-small + lora |")
+
+    # the encoder's own unit error rate: units scored as given (no normalisation), its own column
+    ref_u = _write(tmp_path / "dump" / "units", "u1 ð ə <wb> k æ t\nu2 h ɛ l oʊ\n")
+    hyp_u = _write(tmp_path / "dump" / "units_hyp", "u1 ð ə <wb> k ɑ t\nu2 h ɛ l oʊ\n")
+    proc = _cli("--units", "--ref", str(ref_u), "--hyp", str(hyp_u), "--out", str(out_a.parent / "encoder_result.txt"),
+                "--json", str(out_a.parent / "encoder_score.json"), "--set-name", "test")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "test: UER 10.00 % (2 utts)"  # 1 of 10 units
+    assert "%UER 10.00 [ 1 / 10, 0 ins, 0 del, 1 sub ]" in (out_a.parent / "encoder_result.txt").read_text()
+    proc = _cli("--results-md", str(md), "--decode-dirs", str(out_a.parent), "--model", "m")
+    assert "| test | 2 | 25.00 | " in md.read_text() and " | 10.00 | m |" in md.read_text()
 
 
 def test_cli_errors(tmp_path: Path) -> None:

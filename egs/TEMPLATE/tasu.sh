@@ -29,18 +29,21 @@ model_tag=""          # exp name (default: from the train config's file name)
 skip_bad_audio=false  # stage 1: stop on unreadable audio (false) or skip and count it (true)
 pack_dtype=float16    # stage 6: precision of the packed projector + LoRA weights
 pack_args=""          # stage 6: more options of tasu.bin.pack, e.g. "--include_llm"
+inference_tag=""      # stages 4-5: decode into decode_<set>_<tag> (to compare decoding settings)
+decode_args=""        # stage 4: extra options of tasu.bin.decode, e.g. "--vocabulary data/vocab.txt"
 
 help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
                              alignment, 3 paired fine-tuning, 4 decoding, 5 scoring, 6 packing)
   --nj, --ngpu, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
   --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
-  --pack_dtype, --pack_args"
+  --inference_tag, --decode_args, --pack_dtype, --pack_args"
 
 . utils/parse_options.sh
 
 [ -n "${model_tag}" ] || model_tag="tasu_$(basename "${train_config}" .yaml)_${encoder}"
 exp="${expdir}/${model_tag}"
+decode_dir() { echo "${exp}/decode_$1${inference_tag:+_${inference_tag}}"; }
 
 mkdir -p "${exp}/logs"
 
@@ -73,13 +76,22 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
             --data "data/${d}" --out "${dumpdir}/${d}" --lexicon "${dumpdir}/lexicon.txt"
     done
     for d in ${test_sets}; do
-        if newer "${dumpdir}/${d}/feats.scp" "data/${d}/wav.scp"; then
+        if newer "${dumpdir}/${d}/feats.scp" "data/${d}/wav.scp" && [ -f "${dumpdir}/${d}/units_hyp" ]; then
             log "  ${dumpdir}/${d}/feats.scp is up to date, skipping"; continue
         fi
         run_log "${exp}/logs/posteriors_${d}.log" ${python} -m tasu.bin.dump_posteriors \
             --encoder "${encoder}" --data "data/${d}" --out "${dumpdir}/${d}" --nj "${nj}" \
             --config "${decode_config}" \
             --skip_bad_audio "${skip_bad_audio}"
+    done
+    # G2P units of the test transcripts, to score the encoder's own unit error rate (stage 5);
+    # with a lexicon of their own, so that test words never reach the training lexicon
+    for d in ${test_sets}; do
+        [ -f "data/${d}/text" ] || continue
+        if newer "${dumpdir}/${d}/units" "data/${d}/text"; then continue; fi
+        [ -f "${dumpdir}/lexicon_eval.txt" ] || cp "${dumpdir}/lexicon.txt" "${dumpdir}/lexicon_eval.txt" 2>/dev/null || true
+        run_log "${exp}/logs/units_${d}.log" ${python} -m tasu.bin.make_units --encoder "${encoder}" \
+            --data "data/${d}" --out "${dumpdir}/${d}" --lexicon "${dumpdir}/lexicon_eval.txt"
     done
 fi
 
@@ -104,23 +116,42 @@ fi
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     log "Stage 4: decoding ${test_sets}"
     for d in ${test_sets}; do
-        out="${exp}/decode_${d}"
-        if newer "${out}/text" "${exp}/model.pt" "${dumpdir}/${d}/feats.scp" "${decode_config}"; then
+        out=$(decode_dir "${d}")
+        if newer "${out}/text" "${exp}/model.pt" "${dumpdir}/${d}/feats.scp" "${decode_config}" \
+                && [ "$(cat "${out}/decode_args" 2>/dev/null)" = "${decode_args}" ]; then
             log "  ${out}/text is up to date, skipping"; continue
         fi
-        run_log "${exp}/logs/decode_${d}.log" ${python} -m tasu.bin.decode --expdir "${exp}" \
-            --feats "${dumpdir}/${d}/feats.scp" --config "${decode_config}" --outdir "${out}" --ngpu "${ngpu}"
+        # shellcheck disable=SC2086
+        run_log "${exp}/logs/decode_${d}${inference_tag:+_${inference_tag}}.log" ${python} -m tasu.bin.decode \
+            --expdir "${exp}" --feats "${dumpdir}/${d}/feats.scp" --config "${decode_config}" --outdir "${out}" \
+            --ngpu "${ngpu}" ${decode_args}
+        echo "${decode_args}" > "${out}/decode_args"
     done
+    if [ -n "${inference_tag}" ] && ! grep -qx "${inference_tag}" "${exp}/inference_tags" 2>/dev/null; then
+        echo "${inference_tag}" >> "${exp}/inference_tags"
+    fi
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: scoring"
     dirs=()
     for d in ${test_sets}; do
-        out="${exp}/decode_${d}"
+        out=$(decode_dir "${d}")
         if [ ! -f "data/${d}/text" ]; then log "  data/${d}/text missing: ${d} is decoded, not scored"; continue; fi
-        ${python} -m tasu.bin.score --ref "data/${d}/text" --hyp "${out}/text" --out "${out}/result.txt" --set-name "${d}"
-        dirs+=("${out}")
+        ${python} -m tasu.bin.score --ref "data/${d}/text" --hyp "${out}/text" --out "${out}/result.txt" \
+            --set-name "${d}${inference_tag:+ (${inference_tag})}"
+        if [ -f "${dumpdir}/${d}/units" ] && [ -f "${dumpdir}/${d}/units_hyp" ]; then  # the encoder alone
+            ${python} -m tasu.bin.score --units --ref "${dumpdir}/${d}/units" --hyp "${dumpdir}/${d}/units_hyp" \
+                --out "${out}/encoder_result.txt" --json "${out}/encoder_score.json" --set-name "${d}"
+        fi
+    done
+    # every decoding of these sets (each inference tag used so far) goes into RESULTS.md
+    dirs=()
+    for tag in "" $(cat "${exp}/inference_tags" 2>/dev/null); do
+        for d in ${test_sets}; do
+            out="${exp}/decode_${d}${tag:+_${tag}}"
+            if [ -f "${out}/score.json" ]; then dirs+=("${out}"); fi
+        done
     done
     if [ ${#dirs[@]} -gt 0 ]; then
         notes="${exp}/RESULTS.notes.md"

@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"summary JSON to write (default: {SCORE_JSON} next to --out)",
     )
     score.add_argument(
+        "--units",
+        action="store_true",
+        help="score unit sequences (e.g. phonemes): no text normalisation, the rate is a UER",
+    )
+    score.add_argument(
         "--set-name",
         default=None,
         help="name of the test set in the summary (default: directory name of --ref)",
@@ -79,11 +84,12 @@ def run_score(args: argparse.Namespace) -> int:
     """Score mode: write result.txt and the JSON summary, print one line."""
     ref = read_text(args.ref)
     hyp = read_text(args.hyp)
-    result = score_texts(ref, hyp)
+    result = score_texts(ref, hyp, normalize=not args.units)
     set_name = args.set_name or args.ref.resolve().parent.name
-    write_result(result, args.out, ref_name=str(args.ref), hyp_name=str(args.hyp))
+    write_result(result, args.out, ref_name=str(args.ref), hyp_name=str(args.hyp), units=args.units)
     json_path = args.json if args.json is not None else args.out.parent / SCORE_JSON
-    summary = summary_dict(result, set=set_name, ref=str(args.ref), hyp=str(args.hyp))
+    summary = summary_dict(result, set=set_name, ref=str(args.ref), hyp=str(args.hyp),
+                           metric="UER" if args.units else "WER")
     atomic_write_text(json_path, json.dumps(summary, indent=2) + "\n")
     if result.n_missing_hyp or result.n_extra_hyp or result.n_empty_ref:
         print(
@@ -92,7 +98,10 @@ def run_score(args: argparse.Namespace) -> int:
             f"{result.n_empty_ref} empty ref (skipped)",
             file=sys.stderr,
         )
-    print(f"{set_name}: WER {result.wer:.2f} % CER {result.cer:.2f} % ({result.n_utts} utts)")
+    if args.units:
+        print(f"{set_name}: UER {result.wer:.2f} % ({result.n_utts} utts)")
+    else:
+        print(f"{set_name}: WER {result.wer:.2f} % CER {result.cer:.2f} % ({result.n_utts} utts)")
     return 0
 
 
@@ -105,11 +114,14 @@ def load_row(decode_dir: Path, *, model: str, date: str) -> dict[str, Any]:
     missing = [k for k in ("n_utts", "wer", "cer") if k not in summary]
     if missing:
         raise ValueError(f"{path}: lacks key(s): {', '.join(missing)}")
+    enc = decode_dir / "encoder_score.json"  # the encoder's own unit error rate, when scored
+    uer = json.loads(enc.read_text(encoding="utf-8")).get("wer") if enc.is_file() else None
     return {
         "set": summary.get("set", decode_dir.name),
         "n_utts": summary["n_utts"],
         "wer": summary["wer"],
         "cer": summary["cer"],
+        "encoder_uer": uer,
         "model": model,
         "date": date,
     }
