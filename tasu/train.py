@@ -208,6 +208,7 @@ class Trainer:
         self.history: list[dict] = []
         self.py_rng = random.Random(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
+        self.sparse_inputs = self._use_sparse()
 
     # -- checkpoints --------------------------------------------------------------------
     def save(self) -> Path:
@@ -241,8 +242,8 @@ class Trainer:
         return True
 
     # -- loop ---------------------------------------------------------------------------
-    @property
-    def sparse_inputs(self) -> bool:
+    def _use_sparse(self) -> bool:
+        """Whether simulated rows go to the projector sparse (``sim_format``; see TrainConfig)."""
         fmt = self.cfg.sim_format
         if fmt not in ("auto", "dense", "sparse"):
             raise ValueError(f"sim_format must be auto, dense or sparse, got {fmt!r}")
@@ -322,7 +323,7 @@ class Trainer:
             bar.update(1)
             if self.step % cfg.log_interval == 0 or self.step == o.max_steps:
                 el = time.time() - t0
-                rec = {"step": self.step, "loss": sum(win) / max(len(win), 1), "lr": self.sched.get_last_lr()[-1],
+                rec = {"step": self.step, "loss": sum(win) / len(win) if win else float("nan"), "lr": self.sched.get_last_lr()[-1],
                        "grad_norm": float(gnorm), "sent_per_s": sents / el}
                 self.history.append(rec)
                 log.info("step %d loss %.4f lr %.2e gnorm %.2f %.2f sent/s", self.step, rec["loss"],

@@ -9,7 +9,7 @@ from tasu.train import TextExample, Trainer, trainable_state
 from test_model import V, tiny_model
 
 
-def trainer(tmp_path, bad_calls, max_steps, max_bad_steps=5):
+def trainer(tmp_path, bad_calls, max_steps, max_bad_steps=5, sim_format="auto"):
     m, tpl = tiny_model()
     orig = m.forward
     calls = {"n": 0}
@@ -25,7 +25,7 @@ def trainer(tmp_path, bad_calls, max_steps, max_bad_steps=5):
     rng = np.random.default_rng(0)
     ex = [TextExample(f"u{i}", rng.integers(0, V - 2, size=5), (7, 8, tpl.eos_id)) for i in range(8)]
     cfg = TrainConfig(optim=OptimConfig(max_steps=max_steps, batch_size=2, warmup_steps=1),
-                      max_bad_steps=max_bad_steps, log_interval=1)
+                      max_bad_steps=max_bad_steps, log_interval=1, sim_format=sim_format)
     return Trainer(cfg, m, sim, ex, [], tmp_path)
 
 
@@ -47,3 +47,16 @@ def test_too_many_non_finite_steps_in_a_row_stop_the_run(tmp_path):
     t = trainer(tmp_path, bad_calls={2, 3, 4}, max_steps=10, max_bad_steps=3)
     with pytest.raises(FloatingPointError, match=r"3 non-finite losses/gradients in a row up to step 4"):
         t.run()
+
+
+def test_sparse_simulated_rows_train_like_dense_ones(tmp_path):
+    with pytest.raises(ValueError, match="sim_format must be"):
+        trainer(tmp_path / "x", bad_calls=set(), max_steps=1, sim_format="csr")
+    runs = {}
+    for fmt in ("dense", "sparse"):
+        t = trainer(tmp_path / fmt, bad_calls=set(), max_steps=3, sim_format=fmt)
+        assert t.sparse_inputs == (fmt == "sparse")
+        t.run()
+        runs[fmt] = trainable_state(t.model)
+    for k, v in runs["dense"].items():  # same rows, same updates (up to float rounding)
+        torch.testing.assert_close(runs["sparse"][k], v, atol=1e-4, rtol=1e-3)
