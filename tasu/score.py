@@ -378,9 +378,7 @@ def write_results_md(
         "|---|---:|---:|---:|---:|---|---|",
     ]
     for i, row in enumerate(rows):
-        row = {"encoder_uer": "-", **row}
-        if row["encoder_uer"] is None:
-            row["encoder_uer"] = "-"
+        row = {**row, "encoder_uer": "-" if row.get("encoder_uer") is None else row["encoder_uer"]}
         missing = [k for k in _MD_COLUMNS if k not in row]
         if missing:
             raise ValueError(f"results row {i} lacks key(s): {', '.join(missing)}")

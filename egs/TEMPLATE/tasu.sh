@@ -134,7 +134,6 @@ fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: scoring"
-    dirs=()
     for d in ${test_sets}; do
         out=$(decode_dir "${d}")
         if [ ! -f "data/${d}/text" ]; then log "  data/${d}/text missing: ${d} is decoded, not scored"; continue; fi
