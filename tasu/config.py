@@ -27,7 +27,8 @@ class OptimConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 50
     max_steps: int = 1000
-    batch_size: int = 16
+    batch_size: int = 16          # sentences per update, over all ranks and micro-batches
+    grad_accum: int = 1           # micro-batches per rank per update (batch_size / (ranks * grad_accum) each)
     grad_clip: float = 1.0
 
 
@@ -71,8 +72,35 @@ class DecodeConfig:
     vocabulary: str | None = None  # word list: decode with these words only (closed vocabulary)
 
 
+def _check_type(value: Any, ftype: str, where: str, key: str) -> Any:
+    """``value`` if it fits a scalar field type (``int``, ``float``, ``str``, ``bool``, ``X | None``).
+
+    A number written as a string (``1e-3``, which YAML 1.1 reads as a string) becomes a float;
+    other field types (lists...) are not checked.
+    """
+    kinds = [t.strip() for t in str(ftype).split("|")]
+    if value is None and "None" in kinds:
+        return value
+    is_num = isinstance(value, (int, float)) and not isinstance(value, bool)
+    for kind in kinds:
+        if (kind == "bool" and isinstance(value, bool)) or (kind == "str" and isinstance(value, str)) \
+                or (kind == "int" and is_num and isinstance(value, int)) \
+                or (kind == "float" and is_num):
+            return value
+        if kind == "float" and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    if any(k not in ("int", "float", "str", "bool", "None") for k in kinds):
+        return value
+    raise ValueError(f"{where}: key {key!r} must be {ftype}, got {type(value).__name__} {value!r}")
+
+
 def _build(cls, data: dict[str, Any], where: str):
-    """Instantiate a (nested) dataclass, rejecting unknown keys with their YAML path."""
+    """Instantiate a (nested) dataclass, rejecting unknown keys and ill-typed values with their YAML path."""
+    if not isinstance(data or {}, dict):
+        raise ValueError(f"{where}: expected a mapping of keys to values, got {type(data).__name__} {data!r}")
     names = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for k, v in (data or {}).items():
@@ -81,7 +109,7 @@ def _build(cls, data: dict[str, Any], where: str):
         ftype = names[k].type
         sub = {"LoraConfig": LoraConfig, "ProjectorConfig": ProjectorConfig,
                "SimulationConfig": SimulationConfig, "OptimConfig": OptimConfig}.get(str(ftype))
-        kwargs[k] = _build(sub, v, f"{where}.{k}") if sub and isinstance(v, dict) else v
+        kwargs[k] = _build(sub, v, f"{where}.{k}") if sub else _check_type(v, str(ftype), where, k)
     return cls(**kwargs)
 
 
@@ -93,6 +121,8 @@ def load_config(path: Path, cls=TrainConfig, overrides: dict[str, Any] | None = 
         raise FileNotFoundError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: invalid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
     for key, value in (overrides or {}).items():
         d = data
         *parents, last = key.split(".")

@@ -4,6 +4,15 @@ The trainer owns the loop (batching, optimiser, schedule, checkpoints, logs); mo
 stay in :mod:`tasu.model`. Checkpoints hold the trainable weights (projector + adapters),
 the optimiser, scheduler and RNG states and the step, written atomically; a re-run resumes
 from the newest one.
+
+Data parallelism (``torchrun``, see :mod:`tasu.dist`): ``optim.batch_size`` is the global
+batch. Every rank draws the same global batch and simulates its posteriors with the same
+seeded generators (cheap next to the LLM), then runs forward/backward on its own share
+only: the batch is cut into ``ranks x grad_accum`` micro-batches, rank ``r`` takes
+micro-batches ``r*grad_accum ... (r+1)*grad_accum - 1``. Each micro-batch loss is weighted by
+its share of the batch's answer tokens, gradients are summed over ranks (one all-reduce),
+so an update equals the single-process update of the same global batch, whatever the
+number of ranks. Rank 0 alone logs, evaluates and writes checkpoints.
 """
 from __future__ import annotations
 
@@ -21,6 +30,7 @@ import numpy as np
 import torch
 
 from tasu.config import TrainConfig, save_config
+from tasu.dist import DistContext
 from tasu.llm import PromptTemplate, load_llm
 from tasu.model import SpeechLLM
 from tasu.projector import build_projector, fit_projector, spelling_targets
@@ -189,14 +199,27 @@ def plot_history(history: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def micro_batches(batch: Sequence, n: int) -> list[list]:
+    """Cut a batch into ``n`` interleaved parts (sizes differ by at most one; some may be empty)."""
+    return [list(batch[j::n]) for j in range(n)]
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: SpeechLLM, simulator: PosteriorSimulator,
-                 train: list[TextExample], dev: list[TextExample], expdir: Path) -> None:
+                 train: list[TextExample], dev: list[TextExample], expdir: Path,
+                 dist: DistContext | None = None) -> None:
         self.cfg, self.model, self.sim = cfg, model, simulator
         self.train_set, self.dev_set, self.expdir = train, dev, expdir
+        self.dist = dist or DistContext()
         self.ckdir = expdir / "checkpoints"
         self.ckdir.mkdir(parents=True, exist_ok=True)
         o = cfg.optim
+        parts = self.dist.world_size * o.grad_accum
+        if o.grad_accum < 1 or o.batch_size % parts:
+            raise ValueError(f"optim.batch_size={o.batch_size} must be a multiple of ranks x optim.grad_accum "
+                             f"= {self.dist.world_size} x {o.grad_accum}")
+        # every rank starts from rank 0's trainable weights (as DistributedDataParallel does)
+        self.dist.broadcast_([p.data for p in model.parameters() if p.requires_grad])
         groups = [
             {"params": [p for p in model.projector.parameters()], "lr": o.projector_lr},
             {"params": [p for n, p in model.llm.named_parameters() if p.requires_grad], "lr": o.lr},
@@ -211,7 +234,10 @@ class Trainer:
         self.sparse_inputs = self._use_sparse()
 
     # -- checkpoints --------------------------------------------------------------------
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Write ``checkpoints/step<N>.pt`` (rank 0 only) and keep the newest ``keep_checkpoints``."""
+        if not self.dist.is_main:
+            return None
         path = self.ckdir / f"step{self.step:07d}.pt"
         atomic_torch_save({
             "model": trainable_state(self.model), "optimizer": self.opt.state_dict(),
@@ -273,6 +299,38 @@ class Trainer:
         self.model.train()
         return tot / max(n, 1)
 
+    def _forward_backward(self, batch: Sequence[TextExample], params: list[torch.nn.Parameter]) -> tuple[float, bool]:
+        """This rank's share of one update: gradients of the global mean answer-token loss.
+
+        Returns the batch's mean loss and whether it was finite on every rank. All ranks
+        simulate the whole batch (same generator, same draws), then keep their own share.
+        """
+        o, d = self.cfg.optim, self.dist
+        feats = self._feats(batch, self.np_rng)
+        n = d.world_size * o.grad_accum
+        mine = range(d.rank * o.grad_accum, (d.rank + 1) * o.grad_accum)
+        ex_parts, feat_parts = micro_batches(batch, n), micro_batches(feats, n)
+        total_tok = sum(len(e.answer_ids) for e in batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss_sum, finite = 0.0, True
+        for j in mine:
+            if not ex_parts[j]:
+                continue
+            loss, ntok = self.model(feat_parts[j], [e.answer_ids for e in ex_parts[j]])
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            (loss * (ntok / total_tok) if n > 1 else loss).backward()
+            loss_sum += float(loss.detach()) * ntok
+        if d.enabled:  # sum loss, finiteness and gradients over ranks: one collective
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            stats = torch.tensor([loss_sum, float(not finite)], dtype=grads[0].dtype, device=grads[0].device)
+            d.all_reduce_sum([stats] + grads)
+            for p, g in zip(params, grads):
+                p.grad = g
+            loss_sum, finite = float(stats[0]), bool(stats[1] == 0)
+        return loss_sum / max(total_tok, 1), finite
+
     def run(self) -> None:
         from tqdm import tqdm
 
@@ -284,7 +342,8 @@ class Trainer:
             next(batches)
         self.model.train()
         params = [p for p in self.model.parameters() if p.requires_grad]
-        bar = tqdm(total=o.max_steps, initial=self.step, desc="train", unit="step", mininterval=10)
+        bar = tqdm(total=o.max_steps, initial=self.step, desc="train", unit="step", mininterval=10,
+                   disable=not self.dist.is_main)
         bad_in_row = 0
         t0, sents, toks, win = time.time(), 0, 0, []
         while self.step < o.max_steps:
@@ -295,20 +354,18 @@ class Trainer:
                 batch = [shuffle_words(e, self.sim.wb_id, self.model.tokenizer, self.model.template.eos_id,
                                        self.np_rng) if self.np_rng.random() < cfg.shuffle_words else e
                          for e in batch]
-            loss, ntok = self.model(self._feats(batch, self.np_rng), [e.answer_ids for e in batch])
-            self.opt.zero_grad(set_to_none=True)
+            loss, finite = self._forward_backward(batch, params)
             gnorm = torch.tensor(float("nan"))
-            if torch.isfinite(loss):
-                loss.backward()
+            if finite:
                 gnorm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-            if torch.isfinite(loss) and torch.isfinite(gnorm):
+            if finite and torch.isfinite(gnorm):
                 self.opt.step()
                 bad_in_row = 0
             else:  # no update; the batch still counts as a step so a resumed run stays in step
                 self.bad_steps += 1
                 bad_in_row += 1
                 log.warning("step %d: non-finite %s, update skipped (%d in a row, %d in all)", self.step + 1,
-                            "loss" if not torch.isfinite(loss) else "gradient", bad_in_row, self.bad_steps)
+                            "loss" if not finite else "gradient", bad_in_row, self.bad_steps)
                 self.opt.zero_grad(set_to_none=True)
                 if bad_in_row >= cfg.max_bad_steps:
                     raise FloatingPointError(
@@ -317,19 +374,20 @@ class Trainer:
             self.sched.step()
             self.step += 1
             sents += len(batch)
-            toks += ntok
-            if torch.isfinite(loss):
-                win.append(float(loss.detach()))
+            toks += sum(len(e.answer_ids) for e in batch)
+            if finite:
+                win.append(loss)
             bar.update(1)
             if self.step % cfg.log_interval == 0 or self.step == o.max_steps:
                 el = time.time() - t0
                 rec = {"step": self.step, "loss": sum(win) / len(win) if win else float("nan"), "lr": self.sched.get_last_lr()[-1],
                        "grad_norm": float(gnorm), "sent_per_s": sents / el}
                 self.history.append(rec)
-                log.info("step %d loss %.4f lr %.2e gnorm %.2f %.2f sent/s", self.step, rec["loss"],
-                         rec["lr"], rec["grad_norm"], rec["sent_per_s"])
+                if self.dist.is_main:
+                        log.info("step %d loss %.4f lr %.2e gnorm %.2f %.2f sent/s", self.step, rec["loss"],
+                             rec["lr"], rec["grad_norm"], rec["sent_per_s"])
                 win = []
-            if self.dev_set and (self.step % cfg.dev_interval == 0 or self.step == o.max_steps):
+            if self.dev_set and self.dist.is_main and (self.step % cfg.dev_interval == 0 or self.step == o.max_steps):
                 d = self.dev_loss()
                 self.history.append({"step": self.step, "dev_loss": d})
                 log.info("step %d dev_loss %.4f", self.step, d)
@@ -337,6 +395,8 @@ class Trainer:
             if self.step % cfg.save_interval == 0 or self.step == o.max_steps:
                 self.save()
         bar.close()
+        if not self.dist.is_main:
+            return
         atomic_torch_save(trainable_state(self.model), self.expdir / "model.pt")
         plot_history(self.history, self.expdir / "loss.png")
         (self.expdir / "history.json").write_text(json.dumps(self.history, indent=1))
@@ -345,8 +405,9 @@ class Trainer:
 
 
 def prepare(cfg: TrainConfig, inventory: UnitInventory, spellings: dict[str, dict[str, int]] | None,
-            expdir: Path, device: torch.device) -> SpeechLLM:
-    """Build the model, warm-start the projector, and record config + units in ``expdir``."""
+            expdir: Path, device: torch.device, write: bool = True) -> SpeechLLM:
+    """Build the model, warm-start the projector, and record config + units in ``expdir``
+    (``write``: only one rank of a data-parallel run does)."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, inventory, device)
     if cfg.projector.init == "spelling":
@@ -361,6 +422,7 @@ def prepare(cfg: TrainConfig, inventory: UnitInventory, spellings: dict[str, dic
     elif cfg.projector.init != "random":
         raise ValueError(f"projector.init must be 'spelling' or 'random', got {cfg.projector.init!r}")
     expdir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, expdir / "config.yaml")
-    inventory.to_file(expdir / "units.txt")
+    if write:
+        save_config(cfg, expdir / "config.yaml")
+        inventory.to_file(expdir / "units.txt")
     return model

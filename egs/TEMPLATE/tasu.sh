@@ -13,7 +13,8 @@ log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (tasu.sh:${BASH_LINENO[0]}) $*" >&2; 
 stage=0               # first stage to run
 stop_stage=10000      # last stage to run (as in ESPnet: all of them)
 nj=2                  # parallel jobs for posterior dumping
-ngpu=0                # 0: CPU; >0: CUDA (one device is used)
+ngpu=0                # 0: CPU; >0: CUDA (stage 2 trains data-parallel on this many devices)
+train_nproc=""        # stage 2: data-parallel processes (torchrun; default: ngpu, or 1 on CPU)
 python=python3
 train_set=train       # text-only training data dir (needs `text`)
 valid_set=dev         # text-only validation data dir
@@ -35,7 +36,7 @@ decode_args=""        # stage 4: extra options of tasu.bin.decode, e.g. "--vocab
 help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
                              alignment, 3 paired fine-tuning, 4 decoding, 5 scoring, 6 packing)
-  --nj, --ngpu, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
+  --nj, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
   --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
   --inference_tag, --decode_args, --pack_dtype, --pack_args"
 
@@ -101,8 +102,11 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
         log "  ${exp}/model.pt exists, skipping (remove it to retrain; an interrupted run resumes)"
     else
         echo "${cmdline}" > "${exp}/run.cmd"  # what trained this model, for RESULTS.md
+        nproc=${train_nproc:-$(( ngpu > 0 ? ngpu : 1 ))}
+        launcher="${python} -m"  # N > 1 processes: torchrun (gloo on CPU, NCCL on GPUs); same global batch
+        [ "${nproc}" -le 1 ] || launcher="${python} -m torch.distributed.run --standalone --nproc_per_node ${nproc} -m"
         # shellcheck disable=SC2086
-        run_log "${exp}/logs/train.log" ${python} -m tasu.bin.train --config "${train_config}" \
+        run_log "${exp}/logs/train.log" ${launcher} tasu.bin.train --config "${train_config}" \
             --train_data "data/${train_set}" --train_units "${dumpdir}/${train_set}/units" \
             --dev_data "data/${valid_set}" --dev_units "${dumpdir}/${valid_set}/units" \
             --lexicon "${dumpdir}/lexicon.txt" --expdir "${exp}" --ngpu "${ngpu}" ${train_args}

@@ -4,6 +4,10 @@
 Inputs are the stage-1 unit files (``<dump>/<set>/units``) and the data dirs' ``text``.
 Outputs in ``--expdir``: ``config.yaml``, ``units.txt``, ``checkpoints/``, ``model.pt``,
 ``loss.png``, ``history.json``, ``train.log``. A re-run resumes from the newest checkpoint.
+
+Data-parallel training: launch with ``torchrun --nproc_per_node N -m tasu.bin.train ...``
+(gloo on CPU; with ``--ngpu 1`` each rank takes ``cuda:<LOCAL_RANK>`` and NCCL). The global
+batch is ``optim.batch_size`` whatever N is; rank 0 logs and writes the exp dir.
 """
 from __future__ import annotations
 
@@ -21,17 +25,23 @@ from tasu.data import DataDir, DataError, read_kv
 log = logging.getLogger("tasu.train")
 
 
-def setup_logging(logfile: Path) -> None:
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+def setup_logging(logfile: Path, rank: int = 0) -> None:
+    """Rank 0 logs INFO to stderr and ``logfile``; other ranks log warnings to stderr only."""
+    fmt = logging.Formatter(("" if rank == 0 else f"[rank {rank}] ") +
+                            "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for h in (logging.StreamHandler(), logging.FileHandler(logfile)):
+    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if rank == 0:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(logfile))
+    for h in handlers:
         h.setFormatter(fmt)
         root.addHandler(h)
 
 
 def device_from_ngpu(ngpu: int) -> torch.device:
+    """The device of a single-process CLI: ``cuda:0`` when ``ngpu`` > 0, else CPU."""
     if ngpu > 0:
         if not torch.cuda.is_available():
             raise SystemExit(f"--ngpu {ngpu} but torch sees no CUDA device (torch {torch.__version__})")
@@ -52,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value, e.g. optim.max_steps=20 (repeatable)")
     args = ap.parse_args(argv)
-    setup_logging(args.expdir / "train.log")
+    from tasu.dist import close_distributed, init_distributed
+
+    ctx, device = init_distributed(args.ngpu)
+    setup_logging(args.expdir / "train.log", ctx.rank)
     log.info("command: %s", " ".join(sys.argv))
 
     overrides = {}
@@ -62,14 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         k, v = kv.split("=", 1)
         overrides[k] = yaml.safe_load(v)
     cfg = load_config(args.config, overrides=overrides)
-    device = device_from_ngpu(args.ngpu)
     import peft
     import transformers
 
     import tasu
 
-    log.info("tasu %s, torch %s, transformers %s, peft %s; device %s, %d threads; seed %d", tasu.__version__,
-             torch.__version__, transformers.__version__, peft.__version__, device, torch.get_num_threads(), cfg.seed)
+    log.info("tasu %s, torch %s, transformers %s, peft %s; device %s, %d threads, %d rank(s); seed %d",
+             tasu.__version__, torch.__version__, transformers.__version__, peft.__version__, device,
+             torch.get_num_threads(), ctx.world_size, cfg.seed)
 
     from tasu.encoders.hama import HamaEncoder
     from tasu.train import Trainer, make_examples, prepare
@@ -87,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     enc = HamaEncoder()
     inv = enc.inventory
     spellings = HamaG2P(inv, args.lexicon).spellings() if args.lexicon else None
-    model = prepare(cfg, inv, spellings, args.expdir, device)
+    model = prepare(cfg, inv, spellings, args.expdir, device, write=ctx.is_main)
     tok = model.tokenizer
     train = make_examples(train_units, train_text, inv, tok, model.template.eos_id, str(args.train_units))
     dev = make_examples(dev_units, dev_text, inv, tok, model.template.eos_id, str(args.dev_units)) if dev_units else []
@@ -97,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
              len(train), len(dev), len(active), inv.size, n_train / 1e6)
     try:
-        Trainer(cfg, model, sim, train, dev, args.expdir).run()
-    except FloatingPointError as e:
+        Trainer(cfg, model, sim, train, dev, args.expdir, ctx).run()
+    except (FloatingPointError, ValueError) as e:
         log.error("%s: training stopped: %s", args.expdir, e)
         return 1
+    finally:
+        close_distributed()
     return 0
 
 
