@@ -7,7 +7,8 @@ setup(
     description="Speech LLMs trained from text alone (TASU): recipes, library and CLIs",
     packages=find_packages(include=["tasu", "tasu.*"]),
     # the packed default model (egs/mini_en, projector + LoRA only): tasu-infer uses it
-    package_data={"tasu": ["pretrained/*.zip", "pretrained/*.md"]},
+    # conf/tasks.yaml: the default task registry (tasu.tasks)
+    package_data={"tasu": ["pretrained/*.zip", "pretrained/*.md", "conf/*.yaml"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1",
@@ -18,6 +19,7 @@ setup(
         "kaldiio",
         "soundfile",
         "jiwer>=3",
+        "sacrebleu>=2",  # BLEU of translation-style tasks (pure python, no torch)
         "tqdm",
         "pyyaml",
         "matplotlib",

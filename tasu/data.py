@@ -6,6 +6,8 @@ A data directory holds sorted ``<key> <value>`` table files:
 * ``text``     utterance id -> transcript
 * ``utt2spk``  utterance id -> speaker id; ``spk2utt`` is its inverse
 * ``segments`` utterance id -> ``<recording id> <start s> <end s>`` (optional)
+* ``<target>`` utterance id -> the answer of a task (``intent``, ``answer``, ...;
+  see :func:`read_targets` and :mod:`tasu.tasks`)
 
 Every problem is reported as a :class:`DataError` whose message starts with
 ``<file>:<line>: `` (or ``<file>: ``) and says how to fix it.  Keys must be in
@@ -24,7 +26,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Mapping
+from typing import Collection, Iterable, Literal, Mapping
 
 import numpy as np
 
@@ -38,6 +40,7 @@ __all__ = [
     "read_audio",
     "read_kv",
     "read_recording",
+    "read_targets",
     "read_table_lines",
     "recording_duration",
     "utt2spk_to_spk2utt",
@@ -431,6 +434,45 @@ class DataDir:
             if spk not in self.spk2utt:
                 at = self.where("utt2spk", utts[0]).rstrip(": ")
                 raise DataError(f"{_loc(self.path / name)}speaker {spk!r} (from {at}) is missing; {hint}")
+
+
+def read_targets(data_dir: str | os.PathLike[str] | DataDir, name: str,
+                 labels: Collection[str] | None = None) -> dict[str, str]:
+    """Read a task's answer file ``<data_dir>/<name>`` into ``{uttid: answer}``.
+
+    It is a table file like ``text``, and is checked like it (DataError, ``file:line``):
+    sorted, unique ids, no blank lines, no empty answer; every id must be an
+    utterance of the data dir (its segments, else wav.scp, else text) and every
+    utterance needs an answer; with ``labels`` (a closed set) every answer must be
+    one of them, compared exactly.  ``name == "text"`` reads the transcripts.
+    """
+    dd = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, require=())
+    if name in DATA_FILES and name != "text":
+        raise ValueError(f"{name!r} is not an answer file; use text or a task's own file (intent, answer, ...)")
+    path = dd.path / name
+    if not path.is_file():
+        raise DataError(f"{_loc(path)}answer file is missing (needed by the task: one "
+                        f"'<utt> <answer>' line per utterance)")
+    values, where = _read_table(path)
+    source = "segments" if dd.segments is not None else ("wav.scp" if dd.wav_scp is not None else "text")
+    known = set(dd.utt_ids)
+    for uid in values:
+        if uid not in known:
+            raise DataError(f"{_loc(path, where[uid])}utterance {uid!r} is not in {source} of "
+                            f"{dd.path}; delete the line or add the utterance")
+    missing = [u for u in dd.utt_ids if u not in values]
+    if missing:
+        at = dd.where(source, missing[0]).rstrip(": ")
+        raise DataError(f"{_loc(path)}{len(missing)} utterance(s) have no answer (first: {missing[0]!r} "
+                        f"from {at}); add their lines or drop them from the data dir")
+    if labels is not None:
+        closed = set(labels)
+        for uid, value in values.items():
+            if value not in closed:
+                shown = ", ".join(sorted(closed)[:20]) + (", ..." if len(closed) > 20 else "")
+                raise DataError(f"{_loc(path, where[uid])}label {value!r} of {uid!r} is not one of the "
+                                f"{len(closed)} labels of the task ({shown})")
+    return values
 
 
 def write_data_dir(path: str | os.PathLike[str], *, wav_scp: Mapping[str, str] | None = None,

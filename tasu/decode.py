@@ -7,6 +7,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from tasu.llm import PromptTemplate
 from tasu.model import SpeechLLM
 
 
@@ -19,14 +20,18 @@ def length_sorted_batches(items: list[tuple[str, np.ndarray]], batch_size: int) 
 
 def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 16,
                       max_new_tokens: int = 48, num_beams: int = 1, progress=None,
-                      constraint=None) -> dict[str, str]:
-    """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate)."""
+                      constraint=None, template: PromptTemplate | None = None) -> dict[str, str]:
+    """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate).
+
+    ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``); None: the model's own.
+    """
     tok = model.tokenizer
     out: dict[str, str] = {}
     items = list(items)
     for batch in length_sorted_batches(items, batch_size):
         feats = [torch.from_numpy(np.array(m, dtype=np.float32)) for _, m in batch]
-        hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams, constraint=constraint)
+        hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams, constraint=constraint,
+                              templates=None if template is None else [template] * len(feats))
         for (uid, _), ids in zip(batch, hyps):
             out[uid] = " ".join(tok.decode(ids, skip_special_tokens=True).split())
         if progress is not None:

@@ -49,18 +49,31 @@ class SpeechLLM(nn.Module):
             x = torch.cat([f.dense() if isinstance(f, SparseRows) else f for f in feats]).to(self.device)
         return list(self.projector(x).split([f.shape[0] for f in feats]))
 
+    def _templates(self, n: int, templates: Sequence[PromptTemplate] | None) -> list[PromptTemplate]:
+        """One template per example: ``templates``, or the model's own for all when None."""
+        if templates is None:
+            return [self.template] * n
+        if len(templates) != n:
+            raise ValueError(f"{len(templates)} prompt templates for {n} examples")
+        return list(templates)
+
     def assemble(self, feats: Sequence[torch.Tensor], answers: Sequence[Sequence[int]] | None = None,
-                 left_pad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 left_pad: bool = False, templates: Sequence[PromptTemplate] | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Build ``(inputs_embeds [B,T,D], attention_mask [B,T], labels [B,T])``.
 
         ``labels`` hold the answer token ids at the answer positions and ``-100``
         elsewhere (prompt, speech, padding), so the loss covers the answer only.
+        ``templates``: one prompt per example (e.g. per task); None: the model's own.
         """
-        pre, suf = self._embed_ids(self.template.prefix), self._embed_ids(self.template.suffix)
+        embedded: dict[PromptTemplate, tuple[torch.Tensor, torch.Tensor]] = {}
         rows, labels = [], []
-        for i, (f, sp) in enumerate(zip(feats, self.project(feats))):
+        for i, (f, sp, tpl) in enumerate(zip(feats, self.project(feats), self._templates(len(feats), templates))):
+            if tpl not in embedded:
+                embedded[tpl] = self._embed_ids(tpl.prefix), self._embed_ids(tpl.suffix)
+            pre, suf = embedded[tpl]
             parts = [pre, sp.to(pre.dtype), suf]
-            lab = [IGNORE] * (len(self.template.prefix) + f.shape[0] + len(self.template.suffix))
+            lab = [IGNORE] * (len(tpl.prefix) + f.shape[0] + len(tpl.suffix))
             if answers is not None:
                 parts.append(self._embed_ids(answers[i]))
                 lab += list(answers[i])
@@ -81,14 +94,15 @@ class SpeechLLM(nn.Module):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=enabled)
 
     # -- training -----------------------------------------------------------------------
-    def forward(self, feats: Sequence[torch.Tensor], answers: Sequence[Sequence[int]]) -> tuple[torch.Tensor, int]:
-        """Mean cross-entropy over answer tokens, and their number.
+    def forward(self, feats: Sequence[torch.Tensor], answers: Sequence[Sequence[int]],
+                templates: Sequence[PromptTemplate] | None = None) -> tuple[torch.Tensor, int]:
+        """Mean cross-entropy over answer tokens, and their number (``templates``: see :meth:`assemble`).
 
         Logits are computed only where a label follows (the answer), not over the
         prompt and speech positions: the LM head is a 49k x 576 matmul per position.
         """
         with self._autocast():
-            x, mask, y = self.assemble(feats, answers)
+            x, mask, y = self.assemble(feats, answers, templates=templates)
             h = self.base.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
             tgt = y[:, 1:]
             sel = tgt != IGNORE
@@ -99,22 +113,28 @@ class SpeechLLM(nn.Module):
     # -- inference ----------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, feats: Sequence[torch.Tensor], max_new_tokens: int = 64,
-                 num_beams: int = 1, constraint=None) -> list[list[int]]:
+                 num_beams: int = 1, constraint=None,
+                 templates: Sequence[PromptTemplate] | None = None) -> list[list[int]]:
         """Greedy (or beam) decoding; returns the answer token ids without the end token.
 
-        ``constraint`` is a logits processor, e.g. a :class:`tasu.constrain.VocabularyConstraint`.
+        ``constraint`` is a logits processor, e.g. a :class:`tasu.constrain.VocabularyConstraint`;
+        ``templates``: one prompt per example (None: the model's own), see :meth:`assemble`.
         """
         from transformers import LogitsProcessorList
 
+        tpls = self._templates(len(feats), templates)
+        eos = sorted({t.eos_id for t in tpls}) or [self.template.eos_id]
         procs = LogitsProcessorList([constraint] if constraint is not None else [])
         with self._autocast():
-            x, mask, _ = self.assemble(feats, left_pad=True)
+            x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
             out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                    do_sample=False, num_beams=num_beams, eos_token_id=self.template.eos_id,
+                                    do_sample=False, num_beams=num_beams,
+                                    eos_token_id=eos[0] if len(eos) == 1 else eos,
                                     pad_token_id=self.pad_id, logits_processor=procs)
         hyps = []
         for row in out.tolist():
-            if self.template.eos_id in row:
-                row = row[:row.index(self.template.eos_id)]
+            ends = [row.index(e) for e in eos if e in row]
+            if ends:
+                row = row[:min(ends)]
             hyps.append([t for t in row if t != self.pad_id])
         return hyps

@@ -1,25 +1,42 @@
-"""WER/CER scoring of Kaldi-style ``text`` files, ``result.txt`` and ``RESULTS.md``.
+"""WER/CER/accuracy/BLEU scoring of Kaldi-style ``text`` files, ``result.txt`` and ``RESULTS.md``.
 
 Both references and hypotheses go through :func:`normalize_text` before
-scoring; the error rates are computed with ``jiwer`` and reported as
-percentages.  ``result.txt`` follows the ESPnet/sclite layout: a summary
+scoring (BLEU excepted: sacrebleu tokenises raw text itself); the error rates
+are computed with ``jiwer`` and reported as percentages.  :func:`score_task`
+scores a task of :mod:`tasu.tasks` by its metric (one of :data:`METRICS`).  ``result.txt`` follows the ESPnet/sclite layout: a summary
 header, then the aligned ``REF:``/``HYP:`` pair of every utterance with errors.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import jiwer
 
 from tasu.data import atomic_write_text
 
+if TYPE_CHECKING:
+    from tasu.tasks import Task
+
 __all__ = [
+    "METRICS",
     "NORMALIZATION_DESCRIPTION",
+    "TaskScore",
+    "DEFAULT_CHOICES",
+    "extract_choice",
+    "format_task_score",
+    "score_accuracy",
+    "score_bleu",
+    "score_mc_accuracy",
+    "score_metric",
+    "score_task",
+    "task_summary_dict",
+    "write_task_result",
     "atomic_write_text",
     "ScoreResult",
     "UttScore",
@@ -388,3 +405,211 @@ def write_results_md(
     if notes.strip():
         text += "\n" + notes.strip() + "\n"
     atomic_write_text(path, text)
+
+
+# ---------------------------------------------------------------------------
+# Task metrics beyond WER: accuracy, multiple-choice accuracy, BLEU
+# ---------------------------------------------------------------------------
+
+#: Metrics a task may declare (see :mod:`tasu.tasks`).
+METRICS = ("wer", "cer", "accuracy", "bleu", "mc_accuracy")
+
+#: Option letters of a multiple-choice task that declares no ``labels``.
+DEFAULT_CHOICES = "ABCD"
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """One corpus-level number of a task metric.
+
+    ``value`` is a percentage (accuracy, WER, CER) or a BLEU score (0-100);
+    ``n_correct`` is set for the accuracy metrics; ``errors`` holds
+    ``(uttid, ref, hyp)`` of every wrong answer (accuracy metrics; as written,
+    ``""`` for a missing hypothesis); ``detail`` is a
+    free-form line (the sacrebleu score and signature for BLEU).
+    """
+
+    metric: str
+    value: float
+    n_utts: int
+    n_correct: int | None = None
+    n_missing_hyp: int = 0
+    n_extra_hyp: int = 0
+    errors: tuple[tuple[str, str, str], ...] = ()
+    detail: str = ""
+
+
+def _pairs(refs: Mapping[str, str], hyps: Mapping[str, str]) -> tuple[list[str], list[str], list[str], int, int]:
+    """Sorted ref ids, their refs and hyps (``""`` when missing), #missing and #extra hyps."""
+    ids = sorted(refs)
+    if not ids:
+        raise ValueError("no reference utterance to score")
+    n_missing = sum(1 for u in ids if u not in hyps)
+    n_extra = sum(1 for u in hyps if u not in refs)
+    return ids, [refs[u] for u in ids], [hyps.get(u, "") for u in ids], n_missing, n_extra
+
+
+def _accuracy(metric: str, ids: list[str], refs: list[str], hyps: list[str], ref_keys: Sequence[str],
+              hyp_keys: Sequence[str], n_missing: int, n_extra: int) -> TaskScore:
+    """Exact-match accuracy of the compared forms ``*_keys`` of ``refs``/``hyps``."""
+    errors = tuple((u, r, h) for u, r, h, rk, hk in zip(ids, refs, hyps, ref_keys, hyp_keys) if rk != hk)
+    n_correct = len(ids) - len(errors)
+    return TaskScore(metric, 100.0 * n_correct / len(ids), len(ids), n_correct, n_missing, n_extra, errors)
+
+
+def score_accuracy(refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
+    """Exact-match accuracy (%) after :func:`normalize_text` of both sides.
+
+    A reference id without a hypothesis counts as wrong (``n_missing_hyp``);
+    hypotheses without a reference are ignored (``n_extra_hyp``).
+    """
+    ids, r, h, n_missing, n_extra = _pairs(refs, hyps)
+    return _accuracy("accuracy", ids, r, h, [normalize_text(x) for x in r], [normalize_text(x) for x in h],
+                     n_missing, n_extra)
+
+
+def _choice_in(letter: str, letters: str) -> str | None:
+    """``letter`` upper-cased if it is one of ``letters``."""
+    up = letter.upper()
+    return up if up in letters else None
+
+
+_PAREN_RE = re.compile(r"\(([A-Za-z])\)")
+_PHRASE_RE = re.compile(r"\b(?:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*\(?([A-Za-z])\b(\)?\s*[.,;:!?]?\s*$)?",
+                        re.IGNORECASE)
+_LEAD_RE = re.compile(r"^\s*\(?([A-Za-z])\s*[.):]")
+_CAPITAL_RE = re.compile(r"(?<![A-Za-z'])([A-Z])(?![A-Za-z'])")
+
+
+def extract_choice(text: str, letters: str = DEFAULT_CHOICES) -> str | None:
+    """The option letter (upper case) a multiple-choice answer picks, or None.
+
+    Tried in order, keeping the first hit that is one of ``letters``:
+
+    1. the whole answer is one letter, maybe in parentheses/punctuation (``b``, ``(B).``);
+    2. a letter in parentheses (``The answer is (B).``);
+    3. ``answer/option/choice [is] X`` (a lower-case ``x`` only when it ends the answer);
+    4. a leading ``X.``, ``X)`` or ``X:`` (``B. Paris``);
+    5. exactly one distinct stand-alone capital among ``letters`` (``I pick C``).
+    """
+    letters = letters.upper()
+    bare = text.strip().strip("()[].,;:!?\"' \t")
+    if len(bare) == 1 and (c := _choice_in(bare, letters)):
+        return c
+    for m in _PAREN_RE.finditer(text):
+        if c := _choice_in(m.group(1), letters):
+            return c
+    for m in _PHRASE_RE.finditer(text):
+        if (m.group(1).isupper() or m.group(2) is not None) and (c := _choice_in(m.group(1), letters)):
+            return c
+    m = _LEAD_RE.match(text)
+    if m and (c := _choice_in(m.group(1), letters)):
+        return c
+    capitals = {x for x in _CAPITAL_RE.findall(text) if x in letters}
+    return capitals.pop() if len(capitals) == 1 else None
+
+
+def score_mc_accuracy(refs: Mapping[str, str], hyps: Mapping[str, str],
+                      letters: str = DEFAULT_CHOICES) -> TaskScore:
+    """Multiple-choice accuracy (%): the letter :func:`extract_choice` finds in each side.
+
+    A hypothesis without a recognisable letter is wrong; a reference without
+    one raises ``ValueError`` naming the utterance.
+    """
+    ids, r, h, n_missing, n_extra = _pairs(refs, hyps)
+    ref_letters = []
+    for u, x in zip(ids, r):
+        c = extract_choice(x, letters)
+        if c is None:
+            raise ValueError(f"reference of {u!r} ({x!r}) names none of the options {', '.join(letters)}")
+        ref_letters.append(c)
+    return _accuracy("mc_accuracy", ids, r, h, ref_letters, [extract_choice(x, letters) or "" for x in h],
+                     n_missing, n_extra)
+
+
+def score_bleu(refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
+    """Corpus BLEU (sacrebleu defaults: 13a tokenisation, case-sensitive, one reference).
+
+    Texts are used as written (whitespace collapsed); a missing hypothesis is empty.
+    """
+    try:
+        from sacrebleu.metrics import BLEU
+    except ImportError:
+        raise ImportError("BLEU scoring needs sacrebleu: pip install sacrebleu") from None
+    ids, r, h, n_missing, n_extra = _pairs(refs, hyps)
+    bleu = BLEU()
+    res = bleu.corpus_score([" ".join(x.split()) for x in h], [[" ".join(x.split()) for x in r]])
+    return TaskScore("bleu", float(res.score), len(ids), None, n_missing, n_extra,
+                     detail=f"{res} ({bleu.get_signature()})")
+
+
+def score_metric(metric: str, refs: Mapping[str, str], hyps: Mapping[str, str],
+                 labels: Sequence[str] | None = None) -> TaskScore:
+    """Score ``hyps`` against ``refs`` (``{uttid: text}``) with one of :data:`METRICS`.
+
+    ``labels``: the option letters of ``mc_accuracy`` (default ``ABCD``); unused otherwise.
+    """
+    if metric in ("wer", "cer"):
+        res = score_texts(refs, hyps)
+        return TaskScore(metric, res.wer if metric == "wer" else res.cer, res.n_utts,
+                         n_missing_hyp=res.n_missing_hyp, n_extra_hyp=res.n_extra_hyp)
+    if metric == "accuracy":
+        return score_accuracy(refs, hyps)
+    if metric == "mc_accuracy":
+        return score_mc_accuracy(refs, hyps, "".join(labels) if labels else DEFAULT_CHOICES)
+    if metric == "bleu":
+        return score_bleu(refs, hyps)
+    raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+
+
+def score_task(task: Task, refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
+    """Score by ``task.metric`` (a :class:`tasu.tasks.Task`; its labels are the mc options)."""
+    return score_metric(task.metric, refs, hyps, task.labels if task.metric == "mc_accuracy" else None)
+
+
+_METRIC_NAMES = {"wer": "WER", "cer": "CER", "accuracy": "ACC", "mc_accuracy": "MC-ACC", "bleu": "BLEU"}
+
+
+def format_task_score(score: TaskScore) -> str:
+    """One summary line, e.g. ``%ACC 80.00 [ 4 / 5 ]`` or ``BLEU 53.73 (5 utts)``."""
+    name = _METRIC_NAMES.get(score.metric, score.metric.upper())
+    if score.n_correct is not None:
+        return f"%{name} {score.value:.2f} [ {score.n_correct} / {score.n_utts} ]"
+    unit = "" if score.metric == "bleu" else "%"
+    return f"{unit}{name} {score.value:.2f} ({score.n_utts} utts)"
+
+
+def write_task_result(score: TaskScore, path: str | os.PathLike[str], *, ref_name: str, hyp_name: str) -> None:
+    """Write a ``result.txt`` for a non-WER metric (atomically): a header, then every wrong answer."""
+    norm = {"accuracy": NORMALIZATION_DESCRIPTION, "mc_accuracy": "option letter extracted from each side",
+            "bleu": "none (sacrebleu 13a tokenisation, case-sensitive)"}.get(score.metric, NORMALIZATION_DESCRIPTION)
+    lines = [
+        f"REF: {ref_name}",
+        f"HYP: {hyp_name}",
+        f"Metric: {score.metric}",
+        f"Normalisation: {norm}",
+        format_task_score(score),
+    ]
+    if score.detail:
+        lines.append(score.detail)
+    lines += [
+        f"#utts: {score.n_utts} scored",
+        f"#missing hyp: {score.n_missing_hyp} (ref ids without hyp line; scored as empty)",
+        f"#extra hyp: {score.n_extra_hyp} (ignored)",
+        "",
+    ]
+    for uttid, ref, hyp in score.errors:
+        lines += [f"id: ({uttid})", f"REF: {ref}", f"HYP: {hyp or '***'}", ""]
+    atomic_write_text(path, "\n".join(lines))
+
+
+def task_summary_dict(score: TaskScore, **extra: Any) -> dict[str, Any]:
+    """Summary numbers of ``score`` as a JSON-ready dict (plus ``extra`` keys)."""
+    summary: dict[str, Any] = dict(extra)
+    summary.update(metric=score.metric, value=round(score.value, 4), n_utts=score.n_utts,
+                   n_missing_hyp=score.n_missing_hyp, n_extra_hyp=score.n_extra_hyp)
+    if score.n_correct is not None:
+        summary["n_correct"] = score.n_correct
+    if score.detail:
+        summary["detail"] = score.detail
+    return summary

@@ -7,6 +7,10 @@ Score mode:
 
 prints ``<set>: WER 12.34 % CER 5.67 % (N utts)``, writes ``result.txt`` and
 the summary numbers as JSON (default ``score.json`` next to ``result.txt``).
+Other metrics: ``--metric accuracy|mc_accuracy|bleu`` (or ``--task intent``,
+which takes the metric, and the mc option letters, from the task registry);
+``--ref`` is then the task's answer file (e.g. ``data/test/intent``) and
+``result.txt`` lists every wrong answer.
 
 RESULTS.md mode:
 
@@ -26,13 +30,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tasu.score import (
+    METRICS,
     NORMALIZATION_DESCRIPTION,
     atomic_write_text,
+    format_task_score,
     read_text,
+    score_metric,
     score_texts,
     summary_dict,
+    task_summary_dict,
     write_result,
     write_results_md,
+    write_task_result,
 )
 
 SCORE_JSON = "score.json"
@@ -61,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score unit sequences (e.g. phonemes): no text normalisation, the rate is a UER",
     )
+    score.add_argument("--metric", choices=METRICS, default=None,
+                       help="metric (default: wer, or the --task's metric); wer/cer write the WER result.txt")
+    score.add_argument("--task", default=None, help="score by this task's metric (from --tasks)")
+    score.add_argument("--tasks", type=Path, default=None,
+                       help="task registry YAML for --task (default: the one shipped in tasu/conf/tasks.yaml)")
     score.add_argument(
         "--set-name",
         default=None,
@@ -74,14 +88,42 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help=f"decode directories, each holding a {SCORE_JSON} written by score mode",
     )
-    md.add_argument("--model", help="model description for the 'model' column")
+    md.add_argument("--model", help="model description for the 'model' column (default: each decode "
+                    "dir's parent, i.e. its exp dir name)")
     md.add_argument("--title", default="Results", help="heading of RESULTS.md (default: %(default)s)")
     md.add_argument("--notes-file", type=Path, default=None, help="markdown appended after the table")
     return parser
 
 
+def run_task_score(args: argparse.Namespace, metric: str, labels: Sequence[str] | None, task: str | None) -> int:
+    """Score mode for accuracy, mc_accuracy and BLEU: result.txt, JSON summary, one line."""
+    result = score_metric(metric, read_text(args.ref), read_text(args.hyp), labels)
+    set_name = args.set_name or args.ref.resolve().parent.name
+    write_task_result(result, args.out, ref_name=str(args.ref), hyp_name=str(args.hyp))
+    json_path = args.json if args.json is not None else args.out.parent / SCORE_JSON
+    extra = {"set": set_name, "ref": str(args.ref), "hyp": str(args.hyp)} | ({"task": task} if task else {})
+    atomic_write_text(json_path, json.dumps(task_summary_dict(result, **extra), indent=2) + "\n")
+    if result.n_missing_hyp or result.n_extra_hyp:
+        print(f"warning: {result.n_missing_hyp} missing hyp (scored as empty), "
+              f"{result.n_extra_hyp} extra hyp (ignored)", file=sys.stderr)
+    print(f"{set_name}: {format_task_score(result)}")
+    return 0
+
+
 def run_score(args: argparse.Namespace) -> int:
     """Score mode: write result.txt and the JSON summary, print one line."""
+    metric, labels = args.metric, None
+    if args.task is not None:
+        from tasu.tasks import load_tasks
+
+        task = load_tasks(args.tasks).get(args.task, "--task")
+        if metric is not None and metric != task.metric:
+            raise ValueError(f"--metric {metric} contradicts task {task.name!r}, whose metric is {task.metric}")
+        metric, labels = task.metric, task.labels
+    if metric not in (None, "wer", "cer"):
+        if args.units:
+            raise ValueError(f"--units scores unit error rates; it does not go with metric {metric}")
+        return run_task_score(args, metric, labels, args.task)
     ref = read_text(args.ref)
     hyp = read_text(args.hyp)
     result = score_texts(ref, hyp, normalize=not args.units)
@@ -110,8 +152,13 @@ def load_row(decode_dir: Path, *, model: str, date: str) -> dict[str, Any]:
     path = decode_dir / SCORE_JSON
     if not path.is_file():
         raise ValueError(f"{path}: not found (run score mode on this decode dir first)")
-    summary = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a valid JSON summary ({e}); re-run score mode on {decode_dir}") from None
     missing = [k for k in ("n_utts", "wer", "cer") if k not in summary]
+    if missing and summary.get("metric", "WER") not in ("WER", "UER"):
+        raise ValueError(f"{path}: holds metric {summary['metric']}; RESULTS.md mode tabulates WER/CER only")
     if missing:
         raise ValueError(f"{path}: lacks key(s): {', '.join(missing)}")
     enc = decode_dir / "encoder_score.json"  # the encoder's own unit error rate, when scored
@@ -130,7 +177,7 @@ def load_row(decode_dir: Path, *, model: str, date: str) -> dict[str, Any]:
 def run_results_md(args: argparse.Namespace) -> int:
     """RESULTS.md mode: collect score.json summaries and rewrite the file."""
     date = datetime.date.today().isoformat()
-    rows = [load_row(d, model=args.model, date=date) for d in args.decode_dirs]
+    rows = [load_row(d, model=args.model or d.resolve().parent.name, date=date) for d in args.decode_dirs]
     notes = args.notes_file.read_text(encoding="utf-8") if args.notes_file else ""
     write_results_md(args.results_md, rows, title=args.title, notes=notes)
     print(f"wrote {args.results_md} ({len(rows)} rows)")
@@ -147,11 +194,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give either --ref/--hyp/--out (score) or --results-md/--decode-dirs/--model")
     if score_mode and None in (args.ref, args.hyp, args.out):
         parser.error("score mode needs --ref, --hyp and --out")
-    if md_mode and (args.results_md is None or not args.decode_dirs or args.model is None):
-        parser.error("RESULTS.md mode needs --results-md, --decode-dirs and --model")
+    if md_mode and (args.results_md is None or not args.decode_dirs):
+        parser.error("RESULTS.md mode needs --results-md and --decode-dirs")
     try:
+        if score_mode:  # read_text's own errors name no file for bytes that are not UTF-8
+            from tasu.data import read_table_lines
+
+            for path in (args.ref, args.hyp):
+                read_table_lines(path)  # DataError "<file>:<line>: not valid UTF-8 ..."
         return run_score(args) if score_mode else run_results_md(args)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
