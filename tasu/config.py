@@ -61,6 +61,12 @@ class TrainConfig:
     # A step with a non-finite loss or gradient makes no update and is counted; this many
     # in a row stop the run with an error.
     max_bad_steps: int = 5
+    # Stage 3 (paired fine-tuning): share of each batch taken from paired examples (real
+    # PSD posteriors of audio with its transcript); the rest are text-only (simulated).
+    paired_ratio: float = 0.0
+    # Start from this model's trainable weights (an exp dir, a packed zip or dir) instead of
+    # a fresh projector warm start and fresh adapters; "" or null: from scratch.
+    init: str | None = None
 
 
 @dataclass

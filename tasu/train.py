@@ -42,10 +42,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TextExample:
+    """One training example: units to simulate posteriors from (text-only), or real posteriors (paired)."""
     uid: str
-    unit_ids: np.ndarray     # encoder unit ids, <wb> between words
+    unit_ids: np.ndarray     # encoder unit ids, <wb> between words (empty for a paired example)
     answer_ids: tuple[int, ...]  # answer tokens + end token
     text: str = ""
+    feats: np.ndarray | None = None  # paired: PSD-compressed posteriors [T', V] of the utterance's audio
 
 
 def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
@@ -56,7 +58,7 @@ def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
     (a word without pronunciation) or it has no word boundaries.
     """
     words = ex.text.split()
-    if wb_id is None or len(words) < 2:
+    if wb_id is None or len(words) < 2 or ex.feats is not None:
         return ex
     groups = np.split(ex.unit_ids, np.flatnonzero(ex.unit_ids == wb_id))
     groups = [g[g != wb_id] for g in groups]
@@ -67,6 +69,22 @@ def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
     text = " ".join(words[i] for i in order)
     ans = tuple(tokenizer(text, add_special_tokens=False)["input_ids"]) + (eos_id,)
     return TextExample(ex.uid, ids, ans, text)
+
+
+def check_units(units: dict[str, str], text: dict[str, str], inventory: UnitInventory, path: Path) -> None:
+    """Every utterance of a units file has a transcript and only inventory units; errors say
+    ``file:line`` (checked before the LLM is loaded)."""
+    from tasu.data import read_table_lines
+
+    index = inventory.index()
+    lines = {t.key: t.line for t in read_table_lines(path) if t.key}
+    for uid, u in units.items():
+        if uid not in text:
+            raise ValueError(f"{path}:{lines.get(uid, '?')}: utterance {uid!r} has units but no transcript")
+        bad = next((x for x in u.split() if x not in index), None)
+        if bad is not None:
+            raise ValueError(f"{path}:{lines.get(uid, '?')}: utterance {uid!r}: unit {bad!r} is not in the "
+                             f"inventory of the encoder ({inventory.size} units)")
 
 
 def make_examples(units: dict[str, str], text: dict[str, str], inventory: UnitInventory,
@@ -86,9 +104,31 @@ def make_examples(units: dict[str, str], text: dict[str, str], inventory: UnitIn
     return out
 
 
+def make_paired_examples(feats: dict[str, np.ndarray], text: dict[str, str], n_units: int,
+                         tokenizer, eos_id: int, source: str = "feats.scp") -> tuple[list[TextExample], list[str]]:
+    """Pair real PSD posteriors (stage 1) with answer tokens.
+
+    Returns the examples and the ids of ``text`` without posteriors (skipped in stage 1:
+    the caller logs their count). Posteriors of another width than the inventory, or
+    without a transcript, are errors naming the utterance.
+    """
+    out = []
+    for uid, m in feats.items():
+        if uid not in text:
+            raise ValueError(f"{source}: utterance {uid} has posteriors but no transcript")
+        if m.ndim != 2 or m.shape[1] != n_units or m.shape[0] == 0:
+            raise ValueError(f"{source}: utterance {uid}: posteriors of shape {tuple(m.shape)}, "
+                             f"expected [frames > 0, {n_units}] (the encoder's inventory)")
+        ans = tuple(tokenizer(text[uid], add_special_tokens=False)["input_ids"]) + (eos_id,)
+        out.append(TextExample(uid, np.zeros(0, dtype=np.int64), ans, text[uid], np.asarray(m, dtype=np.float32)))
+    return out, sorted(set(text) - set(feats))
+
+
 def length_batches(examples: Sequence[TextExample], batch_size: int, rng: random.Random,
                    bucket: int = 50) -> Iterator[list[TextExample]]:
     """Endless shuffled batches of similar length (little padding), epoch after epoch."""
+    if not examples:
+        raise ValueError("no examples to draw batches from")
     while True:
         order = list(examples)
         rng.shuffle(order)
@@ -207,9 +247,10 @@ def micro_batches(batch: Sequence, n: int) -> list[list]:
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: SpeechLLM, simulator: PosteriorSimulator,
                  train: list[TextExample], dev: list[TextExample], expdir: Path,
-                 dist: DistContext | None = None) -> None:
+                 dist: DistContext | None = None, paired: Sequence[TextExample] = ()) -> None:
         self.cfg, self.model, self.sim = cfg, model, simulator
         self.train_set, self.dev_set, self.expdir = train, dev, expdir
+        self.paired = list(paired)
         self.dist = dist or DistContext()
         self.ckdir = expdir / "checkpoints"
         self.ckdir.mkdir(parents=True, exist_ok=True)
@@ -218,6 +259,13 @@ class Trainer:
         if o.grad_accum < 1 or o.batch_size % parts:
             raise ValueError(f"optim.batch_size={o.batch_size} must be a multiple of ranks x optim.grad_accum "
                              f"= {self.dist.world_size} x {o.grad_accum}")
+        self.n_paired = round(o.batch_size * cfg.paired_ratio)
+        if not 0.0 <= cfg.paired_ratio <= 1.0:
+            raise ValueError(f"paired_ratio must lie in [0, 1], got {cfg.paired_ratio}")
+        if self.n_paired and not self.paired:
+            raise ValueError(f"paired_ratio={cfg.paired_ratio} but no paired examples were given (--paired_data/--paired_feats)")
+        if self.n_paired < o.batch_size and not train:
+            raise ValueError(f"paired_ratio={cfg.paired_ratio} leaves text-only examples in each batch, but there are none")
         # every rank starts from rank 0's trainable weights (as DistributedDataParallel does)
         self.dist.broadcast_([p.data for p in model.parameters() if p.requires_grad])
         groups = [
@@ -251,11 +299,29 @@ class Trainer:
             p.unlink()
         return path
 
-    def maybe_resume(self) -> bool:
+    def _newest_checkpoint(self) -> tuple[Path, dict] | None:
+        """The newest readable checkpoint; damaged ones (a disk full, a copy cut short) are
+        logged and passed over, and if every one is damaged that is an error."""
         cks = sorted(self.ckdir.glob("step*.pt"))
-        if not cks:
+        for path in reversed(cks):
+            try:
+                ck = torch.load(path, map_location="cpu", weights_only=False)
+                if not isinstance(ck, dict) or not {"model", "optimizer", "scheduler", "step"} <= set(ck):
+                    raise ValueError("not a tasu training checkpoint")
+                return path, ck
+            except Exception as e:  # torch.load raises many kinds on damaged files
+                log.warning("%s: damaged checkpoint, passed over (%s: %s)", path, type(e).__name__, e)
+        if cks:
+            raise ValueError(f"{self.ckdir}: every checkpoint is damaged ({', '.join(p.name for p in cks)}); "
+                             "delete them to train from the start")
+        return None
+
+    def maybe_resume(self) -> bool:
+        t0 = time.time()
+        found = self._newest_checkpoint()
+        if found is None:
             return False
-        ck = torch.load(cks[-1], map_location="cpu", weights_only=False)
+        path, ck = found
         self.model.load_state_dict(ck["model"], strict=False)
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -264,7 +330,7 @@ class Trainer:
         self.py_rng.setstate(ck["py_rng"])
         self.np_rng.bit_generator.state = ck["np_rng"]
         torch.set_rng_state(ck["torch_rng"])
-        log.info("resumed from %s (step %d)", cks[-1], self.step)
+        log.info("resumed from %s (step %d) in %.2f s", path, self.step, time.time() - t0)
         return True
 
     # -- loop ---------------------------------------------------------------------------
@@ -279,9 +345,21 @@ class Trainer:
         return takes and (fmt == "sparse" or (fmt == "auto" and self.sim.V > 1024))
 
     def _feats(self, batch: Sequence[TextExample], rng: np.random.Generator) -> list:
+        """Projector inputs: real posteriors of paired examples, simulated ones of the others."""
         if self.sparse_inputs:
-            return [self.sim(e.unit_ids, rng, sparse=True) for e in batch]
-        return [torch.from_numpy(self.sim(e.unit_ids, rng)) for e in batch]
+            return [torch.from_numpy(e.feats) if e.feats is not None else self.sim(e.unit_ids, rng, sparse=True)
+                    for e in batch]
+        return [torch.from_numpy(e.feats if e.feats is not None else self.sim(e.unit_ids, rng)) for e in batch]
+
+    def batches(self) -> Iterator[list[TextExample]]:
+        """Global batches: ``batch_size - n_paired`` text-only examples then ``n_paired`` paired
+        ones, each part from its own seeded stream (text-only runs keep their exact stream)."""
+        o, seed = self.cfg.optim, self.cfg.seed
+        n_text = o.batch_size - self.n_paired
+        text = length_batches(self.train_set, n_text, random.Random(seed)) if n_text else None
+        paired = length_batches(self.paired, self.n_paired, random.Random(seed + 1)) if self.n_paired else None
+        while True:
+            yield (next(text) if text else []) + (next(paired) if paired else [])
 
     @torch.no_grad()
     def dev_loss(self) -> float:
@@ -337,7 +415,7 @@ class Trainer:
         cfg, o = self.cfg, self.cfg.optim
         self.maybe_resume()
         # fast-forward the batch stream so a resumed run sees the batches it would have seen
-        batches = length_batches(self.train_set, o.batch_size, random.Random(cfg.seed))
+        batches = self.batches()
         for _ in range(self.step):
             next(batches)
         self.model.train()
@@ -352,8 +430,8 @@ class Trainer:
                 self.sim.scale = min(1.0, self.step / cfg.noise_warmup_steps)
             if cfg.shuffle_words > 0:
                 batch = [shuffle_words(e, self.sim.wb_id, self.model.tokenizer, self.model.template.eos_id,
-                                       self.np_rng) if self.np_rng.random() < cfg.shuffle_words else e
-                         for e in batch]
+                                       self.np_rng) if e.feats is None and self.np_rng.random() < cfg.shuffle_words
+                         else e for e in batch]
             loss, finite = self._forward_backward(batch, params)
             gnorm = torch.tensor(float("nan"))
             if finite:
@@ -404,13 +482,46 @@ class Trainer:
                  self.bad_steps, self.expdir / "model.pt")
 
 
+def load_init(model: SpeechLLM, source: str, inventory: UnitInventory) -> None:
+    """Start from another model's trainable weights (an exp dir, a packed zip or dir).
+
+    Its unit inventory must be this one, and it must hold every trainable tensor of
+    ``model`` with the same shape (same projector and LoRA settings).
+    """
+    from tasu.zoo import ZooError, unpack
+
+    try:
+        src = unpack(source)
+    except ZooError as e:
+        raise ValueError(f"init {source}: {e}") from None
+    theirs = UnitInventory.from_file(src.units_file)
+    if theirs.units != inventory.units:
+        raise ValueError(f"init {source}: its unit inventory ({src.units_file}, {theirs.size} units) "
+                         f"differs from this encoder's ({inventory.size} units)")
+    state = torch.load(src.model_file, map_location="cpu")
+    state = state.get("model", state)
+    mine = trainable_state(model)
+    missing = sorted(set(mine) - set(state))
+    if missing:
+        raise ValueError(f"init {src.model_file}: lacks {len(missing)} trainable tensors, e.g. {missing[0]} "
+                         "(another projector or LoRA setting?)")
+    for k, v in mine.items():
+        if state[k].shape != v.shape:
+            raise ValueError(f"init {src.model_file}: {k} has shape {tuple(state[k].shape)}, this model "
+                             f"{tuple(v.shape)} (another projector or LoRA setting?)")
+    model.load_state_dict({k: state[k] for k in mine}, strict=False)
+    log.info("initialised %d trainable tensors from %s", len(mine), src.model_file)
+
+
 def prepare(cfg: TrainConfig, inventory: UnitInventory, spellings: dict[str, dict[str, int]] | None,
             expdir: Path, device: torch.device, write: bool = True) -> SpeechLLM:
     """Build the model, warm-start the projector, and record config + units in ``expdir``
     (``write``: only one rank of a data-parallel run does)."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, inventory, device)
-    if cfg.projector.init == "spelling":
+    if cfg.init:
+        load_init(model, cfg.init, inventory)
+    elif cfg.projector.init == "spelling":
         if not spellings:
             raise ValueError("projector.init=spelling needs unit spellings (a lexicon with letters)")
         emb = model.base.get_input_embeddings().weight.detach().cpu()

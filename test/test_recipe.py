@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 TOP = Path(__file__).resolve().parents[1]
 NEEDS = ["espeak-ng", "sox", "bible"]
@@ -33,7 +34,7 @@ def run(recipe, *args, timeout=900):
     return res.stdout + res.stderr
 
 
-TINY = ["--local_data_opts", "--n_train 48 --n_dev 8 --n_test 6",
+TINY = ["--local_data_opts", "--n_train 48 --n_dev 8 --n_test 6 --n_paired 6",
         "--train_args", "--override optim.max_steps=4 --override optim.batch_size=4 --override dev_utts=4 "
                         "--override dev_interval=2 --override save_interval=2 --override log_interval=1 "
                         "--override projector.init_steps=20",
@@ -42,7 +43,7 @@ TINY = ["--local_data_opts", "--n_train 48 --n_dev 8 --n_test 6",
 
 def test_recipe_end_to_end(recipe):
     out = run(recipe, "--stage", "0", "--stop_stage", "5", *TINY)
-    assert "Stage 3: paired fine-tuning is not implemented yet" in out
+    assert "Stage 3: no --paired_set: no paired fine-tuning" in out
     exp = next((recipe / "exp").glob("tasu_*"))
     for f in ("model.pt", "config.yaml", "units.txt", "loss.png", "train.log", "history.json"):
         assert (exp / f).is_file(), f
@@ -100,3 +101,23 @@ def test_recipe_end_to_end(recipe):
     assert (recipe / "dump" / "mine" / "feats.scp").is_file()
     assert json.loads((exp / "decode_mine" / "score.json").read_text())["n_utts"] == 3
     assert "mine" in (recipe / "RESULTS.md").read_text()
+
+    # Stage 3: paired fine-tuning from the stage-2 model (curriculum) on real posteriors of
+    # data/train_paired; stages 4-5 then decode the fine-tuned model, and RESULTS.md lists both.
+    assert len((recipe / "data" / "train_paired" / "wav.scp").read_text().splitlines()) == 6
+    test_voices = {ln.split()[1] for s in ("dev", "test_in", "test_ood")
+                   for ln in (recipe / "data" / s / "utt2spk").read_text().splitlines()}
+    paired_voices = {ln.split()[1] for ln in (recipe / "data" / "train_paired" / "utt2spk").read_text().splitlines()}
+    assert paired_voices and not paired_voices & test_voices
+    out = run(recipe, "--stage", "1", "--stop_stage", "5", "--paired_set", "train_paired", "--test_sets", "test_in",
+              *TINY)
+    ft = exp.parent / f"{exp.name}_finetune"
+    assert (ft / "model.pt").is_file() and (exp / "model.pt").stat().st_mtime == model_mtime
+    log = (ft / "train.log").read_text()
+    assert f"from exp/{exp.name}/model.pt" in log and "6 paired utterances" in log
+    assert json.loads((ft / "decode_test_in" / "score.json").read_text())["n_utts"] == 6
+    table = (recipe / "RESULTS.md").read_text()
+    assert re.search(rf"\| test_in \| 6 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| {exp.name}_finetune \|", table)
+    assert re.search(rf"\| test_in \| 6 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| {exp.name} \|", table)
+    trained, before = torch.load(ft / "model.pt"), torch.load(exp / "model.pt")
+    assert trained.keys() == before.keys() and any(not torch.equal(trained[k], before[k]) for k in before)

@@ -60,3 +60,50 @@ def test_sparse_simulated_rows_train_like_dense_ones(tmp_path):
         runs[fmt] = trainable_state(t.model)
     for k, v in runs["dense"].items():  # same rows, same updates (up to float rounding)
         torch.testing.assert_close(runs["sparse"][k], v, atol=1e-4, rtol=1e-3)
+
+
+def paired_trainer(tmp_path, ratio, n_paired=8, batch_size=4):
+    t = trainer(tmp_path, bad_calls=set(), max_steps=3)
+    rng = np.random.default_rng(1)
+    paired = [TextExample(f"p{i}", np.zeros(0, dtype=np.int64), (9, 10, t.model.template.eos_id), "",
+                          rng.dirichlet(np.ones(V), size=4 + i).astype(np.float32)) for i in range(n_paired)]
+    cfg = TrainConfig(optim=OptimConfig(max_steps=3, batch_size=batch_size, warmup_steps=1), log_interval=1,
+                      paired_ratio=ratio, shuffle_words=0.5)
+    return Trainer(cfg, t.model, t.sim, t.train_set, [], tmp_path, paired=paired)
+
+
+def test_batches_mix_paired_and_text_examples_at_the_ratio(tmp_path):
+    text_only = paired_trainer(tmp_path / "t", 0.0).batches()
+    mixed = paired_trainer(tmp_path / "m", 0.5).batches()
+    only_paired = paired_trainer(tmp_path / "p", 1.0).batches()
+    for _ in range(5):
+        a, b, c = next(text_only), next(mixed), next(only_paired)
+        assert all(e.feats is None for e in a) and len(a) == 4
+        assert [e.feats is None for e in b] == [True, True, False, False]
+        assert all(e.feats is not None for e in c) and len(c) == 4
+    t = paired_trainer(tmp_path / "run", 0.5)
+    t.run()  # real posteriors go in as they are, the text part is simulated (and word-shuffled)
+    assert t.step == 3 and all(np.isfinite(h["loss"]) for h in t.history if "loss" in h)
+
+
+def test_paired_settings_that_cannot_work_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="paired_ratio=0.5 but no paired examples"):
+        paired_trainer(tmp_path / "a", 0.5, n_paired=0)
+    with pytest.raises(ValueError, match=r"paired_ratio must lie in \[0, 1\]"):
+        paired_trainer(tmp_path / "b", 1.5)
+
+
+def test_make_paired_examples_checks_the_posteriors(tmp_path):
+    from tasu.train import make_paired_examples
+
+    class Tok:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [len(w) for w in text.split()]}
+
+    feats = {"a": np.full((3, V), 1.0 / V, dtype=np.float32)}
+    ex, unpaired = make_paired_examples(feats, {"a": "hi there", "b": "no audio"}, V, Tok(), 0, "x.scp")
+    assert [e.uid for e in ex] == ["a"] and ex[0].answer_ids == (2, 5, 0) and unpaired == ["b"]
+    with pytest.raises(ValueError, match=r"x.scp: utterance a: posteriors of shape \(3, 7\), expected \[frames > 0, 9\]"):
+        make_paired_examples({"a": np.ones((3, 7), np.float32)}, {"a": "hi"}, 9, Tok(), 0, "x.scp")
+    with pytest.raises(ValueError, match="x.scp: utterance a has posteriors but no transcript"):
+        make_paired_examples(feats, {}, V, Tok(), 0, "x.scp")

@@ -2,7 +2,7 @@
 # The shared TASU stage script. A recipe's run.sh sets its corpus choices and calls this
 # with options; every variable below can be overridden as --name value.
 #   0 data prep (local/data.sh)      1 units (text) and PSD posteriors (audio)
-#   2 text-only alignment            3 paired fine-tuning (not yet: reported no-op)
+#   2 text-only alignment            3 paired fine-tuning (with --paired_set)
 #   4 decoding                       5 scoring + RESULTS.md
 #   6 packing (ESPnet model-zoo zip)
 set -euo pipefail
@@ -21,6 +21,10 @@ valid_set=dev         # text-only validation data dir
 test_sets="test"      # data dirs to decode (need `wav.scp`; `text` to be scored)
 encoder=hama          # CTC encoder
 train_config=conf/train.yaml
+paired_set=""         # stage 3: data dir of paired audio + text ("": no stage 3; decode the stage-2 model)
+finetune_config=conf/finetune.yaml
+finetune_init=""      # stage 3 starts from: "" the stage-2 model (curriculum), "none" scratch, or a model path
+finetune_tag=""       # stage 3 exp: <stage-2 exp>_<tag> (default: the finetune config's name, + _scratch)
 decode_config=conf/decode.yaml
 train_args=""         # extra training options, e.g. "--override optim.max_steps=20"
 local_data_opts=""    # options passed to local/data.sh
@@ -37,6 +41,7 @@ help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
                              alignment, 3 paired fine-tuning, 4 decoding, 5 scoring, 6 packing)
   --nj, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
+  --paired_set, --finetune_config, --finetune_init, --finetune_tag,
   --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
   --inference_tag, --decode_args, --pack_dtype, --pack_args"
 
@@ -44,6 +49,16 @@ help_message="Usage: $0 [options]
 
 [ -n "${model_tag}" ] || model_tag="tasu_$(basename "${train_config}" .yaml)_${encoder}"
 exp="${expdir}/${model_tag}"
+# the model that stages 4-6 use: the stage-3 model when there is a paired set
+if [ -n "${paired_set}" ]; then
+    if [ -z "${finetune_tag}" ]; then
+        finetune_tag=$(basename "${finetune_config}" .yaml)
+        [ "${finetune_init}" != none ] || finetune_tag+=_scratch
+    fi
+    model_exp="${exp}_${finetune_tag}"
+else
+    model_exp="${exp}"
+fi
 decode_dir() { echo "${exp}/decode_$1${inference_tag:+_${inference_tag}}"; }
 
 mkdir -p "${exp}/logs"
@@ -76,7 +91,7 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
         run_log "${exp}/logs/units_${d}.log" ${python} -m tasu.bin.make_units --encoder "${encoder}" \
             --data "data/${d}" --out "${dumpdir}/${d}" --lexicon "${dumpdir}/lexicon.txt"
     done
-    for d in ${test_sets}; do
+    for d in ${test_sets} ${paired_set}; do
         if newer "${dumpdir}/${d}/feats.scp" "data/${d}/wav.scp" && [ -f "${dumpdir}/${d}/units_hyp" ]; then
             log "  ${dumpdir}/${d}/feats.scp is up to date, skipping"; continue
         fi
@@ -114,8 +129,28 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-    log "Stage 3: paired fine-tuning is not implemented yet (see issue #3); nothing to do"
+    if [ -z "${paired_set}" ]; then
+        log "Stage 3: no --paired_set: no paired fine-tuning (stages 4-6 use the text-only model)"
+    elif [ -f "${model_exp}/model.pt" ]; then
+        log "Stage 3: ${model_exp}/model.pt exists, skipping (remove it to retrain; an interrupted run resumes)"
+    else
+        init=${finetune_init:-${exp}}
+        log "Stage 3: paired fine-tuning on ${paired_set} from ${init} -> ${model_exp}"
+        mkdir -p "${model_exp}/logs"
+        echo "${cmdline}" > "${model_exp}/run.cmd"
+        nproc=${train_nproc:-$(( ngpu > 0 ? ngpu : 1 ))}
+        launcher="${python} -m"
+        [ "${nproc}" -le 1 ] || launcher="${python} -m torch.distributed.run --standalone --nproc_per_node ${nproc} -m"
+        # shellcheck disable=SC2086
+        run_log "${model_exp}/logs/train.log" ${launcher} tasu.bin.train --config "${finetune_config}" \
+            --train_data "data/${train_set}" --train_units "${dumpdir}/${train_set}/units" \
+            --dev_data "data/${valid_set}" --dev_units "${dumpdir}/${valid_set}/units" \
+            --paired_data "data/${paired_set}" --paired_feats "${dumpdir}/${paired_set}/feats.scp" \
+            --lexicon "${dumpdir}/lexicon.txt" --expdir "${model_exp}" --ngpu "${ngpu}" \
+            $([ "${init}" = none ] || echo --init "${init}") ${train_args}
+    fi
 fi
+exp=${model_exp}  # stages 4-6 work on the final model
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     log "Stage 4: decoding ${test_sets}"
@@ -148,19 +183,28 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
                 --out "${out}/encoder_result.txt" --json "${out}/encoder_score.json" --set-name "${d}"
         fi
     done
-    # every decoding of these sets (each inference tag used so far) goes into RESULTS.md
+    # every decoding of these sets (each inference tag used so far) of every model decoded in
+    # this recipe dir (${expdir}/decoded_models: text-only, paired, curriculum...) goes into RESULTS.md
+    grep -qxF "${exp}" "${expdir}/decoded_models" 2>/dev/null || echo "${exp}" >> "${expdir}/decoded_models"
     dirs=()
-    for tag in "" $(cat "${exp}/inference_tags" 2>/dev/null); do
-        for d in ${test_sets}; do
-            out="${exp}/decode_${d}${tag:+_${tag}}"
-            if [ -f "${out}/score.json" ]; then dirs+=("${out}"); fi
+    while read -r e; do
+        for tag in "" $(cat "${e}/inference_tags" 2>/dev/null); do
+            for d in ${test_sets}; do
+                out="${e}/decode_${d}${tag:+_${tag}}"
+                if [ -f "${out}/score.json" ]; then dirs+=("${out}"); fi
+            done
         done
-    done
+    done < "${expdir}/decoded_models"
     if [ ${#dirs[@]} -gt 0 ]; then
         notes="${exp}/RESULTS.notes.md"
         {
-            echo "Model: \`${exp}\` (training config \`${train_config}\`, decoding config \`${decode_config}\`,"
-            echo "encoder ${encoder}); text-only training, no paired audio: zero-shot ASR."
+            if [ -n "${paired_set}" ]; then
+                echo "Model: \`${exp}\` (stage-3 config \`${finetune_config}\` on \`${paired_set}\`, from"
+                echo "\`${finetune_init:-the stage-2 model}\`; decoding config \`${decode_config}\`, encoder ${encoder})."
+            else
+                echo "Model: \`${exp}\` (training config \`${train_config}\`, decoding config \`${decode_config}\`,"
+                echo "encoder ${encoder}); text-only training, no paired audio: zero-shot ASR."
+            fi
             echo
             [ -f "${exp}/run.cmd" ] && echo "- trained by: \`$(cat "${exp}/run.cmd")\`"
             echo "- scored by: \`${cmdline}\`"
@@ -169,13 +213,13 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             [ -f local/RESULTS.notes.md ] && { echo; cat local/RESULTS.notes.md; }
         } > "${notes}"
         ${python} -m tasu.bin.score --results-md RESULTS.md --decode-dirs "${dirs[@]}" \
-            --model "${model_tag}" --notes-file "${notes}" \
-            --title "$(basename "$(pwd)"): zero-shot ASR after text-only TASU alignment"
+            --notes-file "${notes}" \
+            --title "$(basename "$(pwd)"): TASU results"
         log "RESULTS.md:"; cat RESULTS.md
     fi
 fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
-    packed="${exp}/packed/${model_tag}.zip"
+    packed="${exp}/packed/$(basename "${exp}").zip"
     log "Stage 6: packing ${exp} -> ${packed}"
     files=() extra=()
     [ -f RESULTS.md ] && files+=(RESULTS.md)

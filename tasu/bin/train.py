@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Text-only TASU alignment (stage 2): train projector + LoRA on simulated posteriors.
+"""TASU training: text-only alignment (stage 2) and paired fine-tuning (stage 3).
 
-Inputs are the stage-1 unit files (``<dump>/<set>/units``) and the data dirs' ``text``.
+Stage 2 trains projector + LoRA on posteriors simulated from the stage-1 unit files
+(``<dump>/<set>/units``) and the data dirs' ``text``. Stage 3 adds paired examples: the
+real PSD posteriors of a data dir's audio (``--paired_feats``, stage 1) with its ``text``,
+``paired_ratio`` of each batch, starting from ``--init`` (the stage-2 model) or from scratch.
 Outputs in ``--expdir``: ``config.yaml``, ``units.txt``, ``checkpoints/``, ``model.pt``,
 ``loss.png``, ``history.json``, ``train.log``. A re-run resumes from the newest checkpoint.
 
@@ -49,6 +52,25 @@ def device_from_ngpu(ngpu: int) -> torch.device:
     return torch.device("cpu")
 
 
+def load_feats(scp: Path) -> dict:
+    """``uid -> [T', V]`` posteriors of a kaldiio scp, read into memory; a bad entry names the line."""
+    import kaldiio
+
+    from tasu.data import read_table_lines
+
+    out = {}
+    for line in read_table_lines(scp):
+        if not line.key:
+            continue
+        if line.key in out:
+            raise DataError(f"{scp}:{line.line}: utterance {line.key} appears twice")
+        try:
+            out[line.key] = kaldiio.load_mat(line.value)
+        except Exception as e:  # kaldiio raises many kinds (OSError, ValueError, struct.error...)
+            raise DataError(f"{scp}:{line.line}: cannot read the posteriors of {line.key} ({line.value}): {e}") from None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, required=True, help="training YAML (see conf/train.yaml)")
@@ -57,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev_data", type=Path, help="data dir with `text`")
     ap.add_argument("--dev_units", type=Path, help="stage-1 `units` file of the dev set")
     ap.add_argument("--lexicon", type=Path, help="lexicon with letters (for projector.init=spelling)")
+    ap.add_argument("--paired_data", type=Path, help="stage 3: data dir with the `text` of paired audio")
+    ap.add_argument("--paired_feats", type=Path, help="stage 3: feats.scp of its PSD posteriors (stage 1)")
+    ap.add_argument("--init", help="start from this model's trainable weights (exp dir, packed zip or dir); "
+                    "same as --override init=PATH")
     ap.add_argument("--expdir", type=Path, required=True)
     ap.add_argument("--ngpu", type=int, default=0)
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
@@ -74,7 +100,15 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--override expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
         overrides[k] = yaml.safe_load(v)
-    cfg = load_config(args.config, overrides=overrides)
+    if args.init:
+        overrides["init"] = args.init
+    if (args.paired_data is None) != (args.paired_feats is None):
+        ap.error("--paired_data and --paired_feats go together")
+    try:
+        cfg = load_config(args.config, overrides=overrides)
+    except (FileNotFoundError, ValueError) as e:  # the message names the file
+        log.error("%s", e)
+        return 1
     import peft
     import transformers
 
@@ -85,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
              torch.get_num_threads(), ctx.world_size, cfg.seed)
 
     from tasu.encoders.hama import HamaEncoder
-    from tasu.train import Trainer, make_examples, prepare
+    from tasu.train import Trainer, check_units, make_examples, make_paired_examples, prepare
     from tasu.simulate import PosteriorSimulator
     from tasu.units import HamaG2P
 
@@ -94,23 +128,45 @@ def main(argv: list[str] | None = None) -> int:
         dev_text = DataDir.load(args.dev_data, require=("text",)).text if args.dev_data else {}
         train_units = read_kv(args.train_units)
         dev_units = read_kv(args.dev_units) if args.dev_units else {}
+        paired_text = DataDir.load(args.paired_data, require=("text",)).text if args.paired_data else {}
+        paired_feats = load_feats(args.paired_feats) if args.paired_feats else {}
     except DataError as e:
         log.error("%s", e)
         return 1
     enc = HamaEncoder()
     inv = enc.inventory
-    spellings = HamaG2P(inv, args.lexicon).spellings() if args.lexicon else None
-    model = prepare(cfg, inv, spellings, args.expdir, device, write=ctx.is_main)
+    try:  # every input is checked before the LLM is loaded
+        check_units(train_units, train_text, inv, args.train_units)
+        if args.dev_units:
+            check_units(dev_units, dev_text, inv, args.dev_units)
+        spellings = HamaG2P(inv, args.lexicon).spellings() if args.lexicon else None
+    except UnicodeDecodeError as e:
+        log.error("%s: not valid UTF-8 (%s)", args.lexicon, e)
+        return 1
+    except ValueError as e:
+        log.error("%s", e)
+        return 1
+    try:
+        model = prepare(cfg, inv, spellings, args.expdir, device, write=ctx.is_main)
+    except (ValueError, FileNotFoundError) as e:  # e.g. an --init model that does not fit
+        log.error("%s", e)
+        return 1
     tok = model.tokenizer
     train = make_examples(train_units, train_text, inv, tok, model.template.eos_id, str(args.train_units))
     dev = make_examples(dev_units, dev_text, inv, tok, model.template.eos_id, str(args.dev_units)) if dev_units else []
+    paired = []
+    if args.paired_feats:
+        paired, unpaired = make_paired_examples(paired_feats, paired_text, inv.size, tok, model.template.eos_id,
+                                                str(args.paired_feats))
+        log.info("%d paired utterances from %s (%d of %s without posteriors, skipped in stage 1: not used)",
+                 len(paired), args.paired_feats, len(unpaired), args.paired_data / "text")
     active = sorted({int(i) for e in train for i in e.unit_ids})
     sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
              len(train), len(dev), len(active), inv.size, n_train / 1e6)
     try:
-        Trainer(cfg, model, sim, train, dev, args.expdir, ctx).run()
+        Trainer(cfg, model, sim, train, dev, args.expdir, ctx, paired=paired).run()
     except (FloatingPointError, ValueError) as e:
         log.error("%s: training stopped: %s", args.expdir, e)
         return 1

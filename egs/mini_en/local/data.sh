@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Stage 0 of mini_en: data/train (text only) and data/{dev,test_in,test_ood} (text + espeak-ng speech).
+# Stage 0 of mini_en: data/train (text only), data/{dev,test_in,test_ood} (text + espeak-ng speech)
+# and data/train_paired (speech of training sentences, other voices; stage 3).
 # Needs Debian's wordnet-base, bible-kjv, espeak-ng and sox (tools/install.sh installs them).
 set -euo pipefail
 config=conf/data.yaml
 n_train=0   # cap the training sentences (0: all); the CI test uses a small number
 n_dev=0     # cap the dev sentences (0: as in the config)
 n_test=0    # cap the test utterances per set (0: as in the config)
+n_paired=0  # cap the paired (speech + text) training utterances (0: as in the config)
 . utils/parse_options.sh
 
 for cmd in espeak-ng sox bible; do
     command -v ${cmd} >/dev/null || { echo "$0: ${cmd} not found; run tools/install.sh" >&2; exit 1; }
 done
 python3 local/prepare_data.py --config "${config}" --data data --wav_dir data/wav \
-    --n_train "${n_train}" --n_dev "${n_dev}" --n_test "${n_test}"
+    --n_train "${n_train}" --n_dev "${n_dev}" --n_test "${n_test}" --n_paired "${n_paired}"

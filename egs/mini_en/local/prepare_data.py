@@ -104,6 +104,7 @@ def main() -> None:
     ap.add_argument("--n_train", type=int, default=0, help="cap on training sentences (0: all)")
     ap.add_argument("--n_dev", type=int, default=0, help="cap on dev sentences (0: config)")
     ap.add_argument("--n_test", type=int, default=0, help="cap on test utterances (0: config)")
+    ap.add_argument("--n_paired", type=int, default=0, help="cap on paired training utterances (0: config)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = yaml.safe_load(args.config.read_text())
@@ -152,6 +153,11 @@ def main() -> None:
     # dev: its text drives the dev loss; its speech (same voices, own draws) is the held-out
     # set on which decoding and simulation settings are chosen, never the test sets
     make_speech_set("dev", dev, cfg, args.data, args.wav_dir, random.Random(cfg["seed"] + 1))
+    # train_paired (stage 3): training sentences, other voices; its own generator, so the
+    # sets above do not change when it is resized
+    prng = random.Random(cfg["seed"] + 2)
+    paired = prng.sample(train, min(args.n_paired or cfg["n_paired"], len(train)))
+    make_speech_set("train_paired", paired, {**cfg, "voices": cfg["paired_voices"]}, args.data, args.wav_dir, prng)
     (args.data / "vocab.txt").write_text("".join(f"{w}\n" for w in sorted(train_words)))
 
 
