@@ -96,6 +96,58 @@ def encoder_reference(encoder: str = "hama") -> dict[str, Any]:
     return {"name": encoder, "install": f"pip install {encoder}", "package": encoder, "version": _version(encoder)}
 
 
+def read_weights(model_file: str | os.PathLike[str]) -> dict[str, Any]:
+    """The trainable weights of ``model_file`` (a state dict, or a checkpoint's ``model``), on the CPU.
+
+    Raises ZooError naming the file when it is missing, not a readable PyTorch file, or holds no tensors.
+    """
+    import torch
+
+    if not Path(model_file).is_file():
+        raise ZooError(f"{model_file}: missing")
+    try:
+        state = torch.load(model_file, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - damaged files raise RuntimeError, UnpicklingError, EOFError, KeyError...
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ZooError(f"{model_file}: not a readable PyTorch weights file ({type(e).__name__}: {why}); "
+                       "it is truncated or damaged: re-run training or re-pack the model") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ZooError(f"{model_file}: holds no tensors; expected the trainable weights (projector + adapters)")
+    return state
+
+
+def check_model_files(config: str | os.PathLike[str], units: str | os.PathLike[str],
+                      weights: str | os.PathLike[str]) -> None:
+    """Cheap checks of a trained model's files, before the LLM is loaded; ZooError naming the file.
+
+    The config must load, the unit inventory parse, and the weights hold projector tensors
+    (and LoRA adapters when the config fine-tunes with LoRA).
+    """
+    from tasu.config import load_config
+    from tasu.units import UnitInventory
+
+    for path in (config, units, weights):
+        if not Path(path).is_file():
+            raise ZooError(f"{path}: missing")
+    try:
+        cfg = load_config(Path(config))
+    except (ValueError, OSError) as e:
+        raise ZooError(str(e)) from None
+    try:
+        UnitInventory.from_file(Path(units))
+    except UnicodeDecodeError as e:
+        raise ZooError(f"{units}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    except (ValueError, OSError) as e:
+        raise ZooError(str(e) if str(e).startswith(str(units)) else f"{units}: {e}") from None
+    state = read_weights(weights)
+    if not any(k.startswith("projector.") for k in state):
+        raise ZooError(f"{weights}: holds no projector weights (projector.*); not a tasu model file?")
+    if cfg.finetune == "lora" and not any("lora_" in k for k in state):
+        raise ZooError(f"{weights}: holds no LoRA adapter weights, but {config} says finetune: lora")
+
+
 def _small_state(model_file: Path, dtype: str) -> bytes:
     """The trainable-weight file, optionally cast to a 16-bit float type to halve its size."""
     import torch
@@ -105,8 +157,8 @@ def _small_state(model_file: Path, dtype: str) -> bytes:
     dt = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
     if dt is None:
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
-    state = torch.load(model_file, map_location="cpu")
-    state = {k: v.to(dt) if v.is_floating_point() else v for k, v in state.get("model", state).items()}
+    state = read_weights(model_file)
+    state = {k: v.to(dt) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in state.items()}
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
@@ -126,6 +178,11 @@ def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
     for name in ("config.yaml", "units.txt", "model.pt"):
         if not (expdir / name).is_file():
             raise FileNotFoundError(f"{expdir / name}: missing; is {expdir} a finished training dir?")
+    check_model_files(expdir / "config.yaml", expdir / "units.txt", expdir / "model.pt")
+    if decode_config is not None:
+        from tasu.config import DecodeConfig, load_config
+
+        load_config(Path(decode_config), DecodeConfig)  # ValueError/FileNotFoundError naming the file
     prefix = PurePosixPath("exp") / expdir.name
     cfg = yaml.safe_load((expdir / "config.yaml").read_text())
     members: dict[str, bytes | Path] = {}
@@ -282,7 +339,10 @@ def unpack_zip(archive: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
                                    f"{META} says {str(digests[name])[:12]}...); the file was changed or damaged")
             for name in meta["yaml_files"].values():
                 path = tmp / name
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                try:
+                    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                except (yaml.YAMLError, UnicodeDecodeError) as e:
+                    raise ZooError(f"{archive}: member {name!r} is not valid YAML: {e}") from None
                 path.write_text(yaml.safe_dump(_rewrite_paths(data, mapping), sort_keys=False), encoding="utf-8")
             if outdir.exists():
                 shutil.rmtree(outdir)
@@ -400,9 +460,10 @@ def load_model(source: str | os.PathLike[str] | None, device=None):
     from tasu.train import load_trained_files
 
     u = unpack(source)
+    check_model_files(u.train_config, u.units_file, u.model_file)  # fail before the LLM is loaded
+    dcfg = load_config(u.decode_config, DecodeConfig) if u.decode_config else DecodeConfig()
     model, cfg, inv = load_trained_files(u.train_config, u.units_file, u.model_file,
                                          device or torch.device("cpu"), base=u.root)
     for w in check_references(u.meta, cfg.llm):
         log.warning("%s", w)
-    dcfg = load_config(u.decode_config, DecodeConfig) if u.decode_config else DecodeConfig()
     return model, cfg, inv, dcfg

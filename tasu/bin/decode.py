@@ -3,6 +3,8 @@
 
 Reads ``<dump>/feats.scp`` (stage 1). Utterances skipped in stage 1 have no posteriors and
 get no hypothesis line; scoring counts them as missing (all words deleted).
+Every input (decoding config, feats, vocabulary, the exp dir's config, units and weights) is
+checked before the LLM is loaded: a bad one stops the run with an error naming the file (exit 1).
 """
 from __future__ import annotations
 
@@ -37,28 +39,42 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from tasu.bin.train import device_from_ngpu
+    from tasu.constrain import VocabularyConstraint, read_word_list
+    from tasu.data import read_table_lines
     from tasu.decode import decode_posteriors
     from tasu.train import load_trained
+    from tasu.units import UnitInventory
+    from tasu.zoo import ZooError, check_model_files
 
-    dcfg = load_config(args.config, DecodeConfig) if args.config else DecodeConfig()
-    if not args.feats.is_file():
-        log.error("%s: missing; run stage 1 for this set first", args.feats)
+    # every input is checked before the LLM is loaded; each error names its file
+    try:
+        dcfg = load_config(args.config, DecodeConfig) if args.config else DecodeConfig()
+        if not args.feats.is_file():
+            raise ValueError(f"{args.feats}: missing; run stage 1 for this set first")
+        vocab = args.vocabulary or dcfg.vocabulary
+        if vocab:
+            read_table_lines(vocab)  # DataError "<file>:<line>: not valid UTF-8"
+            words = read_word_list(vocab)
+        check_model_files(args.expdir / "config.yaml", args.expdir / "units.txt", args.expdir / args.checkpoint)
+        n_units = UnitInventory.from_file(args.expdir / "units.txt").size
+        try:
+            items = list(kaldiio.load_scp_sequential(str(args.feats)))
+        except (OSError, EOFError, KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"{args.feats}: cannot read the posteriors: {type(e).__name__}: {e}; "
+                             "re-run stage 1 for this set") from None
+        for uid, mat in items:
+            if mat.ndim != 2 or mat.shape[1] != n_units:
+                raise ValueError(f"{args.feats}: utterance {uid} has shape {mat.shape}, "
+                                 f"the model expects [T, {n_units}]")
+    except (ValueError, OSError, ZooError) as e:  # DataError is a ValueError
+        log.error("%s", e)
         return 1
     device = device_from_ngpu(args.ngpu)
     model, cfg, inv = load_trained(args.expdir, device, args.checkpoint)
-    items = []
-    for uid, mat in kaldiio.load_scp_sequential(str(args.feats)):
-        if mat.ndim != 2 or mat.shape[1] != inv.size:
-            log.error("%s: utterance %s has shape %s, the model expects [T, %d]", args.feats, uid, mat.shape, inv.size)
-            return 1
-        items.append((uid, mat))
     constraint = None
-    vocab = args.vocabulary or dcfg.vocabulary
     if vocab:
-        from tasu.constrain import VocabularyConstraint, read_word_list
-
         try:
-            constraint = VocabularyConstraint(model.tokenizer, read_word_list(vocab), model.template.eos_id)
+            constraint = VocabularyConstraint(model.tokenizer, words, model.template.eos_id)
         except ValueError as e:
             log.error("%s", e)
             return 1

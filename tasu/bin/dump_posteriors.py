@@ -93,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.psd_threshold is None:
         from tasu.config import DecodeConfig, load_config
 
-        args.psd_threshold = (load_config(args.config, DecodeConfig) if args.config else DecodeConfig()).psd_threshold
+        try:
+            args.psd_threshold = (load_config(args.config, DecodeConfig) if args.config
+                                  else DecodeConfig()).psd_threshold
+        except (ValueError, FileNotFoundError) as e:  # the message names the config file
+            log.error("%s", e)
+            return 1
     args.out.mkdir(parents=True, exist_ok=True)
     uids = dd.utt_ids
     nj = max(1, min(args.nj, len(uids)))

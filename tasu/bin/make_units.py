@@ -35,7 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     from tasu.encoders import build_encoder
 
     enc = build_encoder(args.encoder, lexicon=args.lexicon)
-    g2p = enc.g2p
+    try:
+        g2p = enc.g2p  # reads the lexicon
+    except UnicodeDecodeError as e:
+        data = args.lexicon.read_bytes()
+        log.error("%s:%d: not valid UTF-8 (byte 0x%02x); re-encode it or delete it to rebuild the lexicon",
+                  args.lexicon, data[: e.start].count(b"\n") + 1, data[e.start])
+        return 1
+    except ValueError as e:  # "<lexicon>:<line>: expected ..."
+        log.error("%s (delete the file to rebuild the lexicon)", e)
+        return 1
     words = {w for t in dd.text.values() for w in text_words(t)}
     n_new = g2p.add_words(words, progress=True)
     log.info("%s: %d distinct words, %d new to the lexicon %s", args.data, len(words), n_new, args.lexicon)
@@ -56,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out / "units.skipped", "".join(s + "\n" for s in skipped))
     log.info("%s: wrote units for %d utterances, skipped %d (see %s)", args.data, len(units),
              len(skipped), args.out / "units.skipped")
-    return 0 if units else 1
+    if not units:
+        log.error("%s: no utterance of %s yields any unit; nothing to train or score on", args.data,
+                  args.data / "text")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
