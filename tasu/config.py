@@ -64,6 +64,11 @@ class TrainConfig:
     # Stage 3 (paired fine-tuning): share of each batch taken from paired examples (real
     # PSD posteriors of audio with its transcript); the rest are text-only (simulated).
     paired_ratio: float = 0.0
+    # Multi-task training: task names of the registry (tasks_file; null: tasu/conf/tasks.yaml).
+    # Every training utterance with a target file entry of a task is an example of it; []:
+    # transcription only, with task_prompt/system_prompt above.
+    tasks: list[str] = field(default_factory=list)
+    tasks_file: str | None = None
     # Start from this model's trainable weights (an exp dir, a packed zip or dir) instead of
     # a fresh projector warm start and fresh adapters; "" or null: from scratch.
     init: str | None = None

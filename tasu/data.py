@@ -437,13 +437,14 @@ class DataDir:
 
 
 def read_targets(data_dir: str | os.PathLike[str] | DataDir, name: str,
-                 labels: Collection[str] | None = None) -> dict[str, str]:
+                 labels: Collection[str] | None = None, partial: bool = False) -> dict[str, str]:
     """Read a task's answer file ``<data_dir>/<name>`` into ``{uttid: answer}``.
 
     It is a table file like ``text``, and is checked like it (DataError, ``file:line``):
     sorted, unique ids, no blank lines, no empty answer; every id must be an
     utterance of the data dir (its segments, else wav.scp, else text) and every
-    utterance needs an answer; with ``labels`` (a closed set) every answer must be
+    utterance needs an answer (``partial``: a task of some utterances only, e.g. the intents
+    of the voice-assistant part of a multi-task training set); with ``labels`` (a closed set) every answer must be
     one of them, compared exactly.  ``name == "text"`` reads the transcripts.
     """
     dd = data_dir if isinstance(data_dir, DataDir) else DataDir.load(data_dir, require=())
@@ -460,7 +461,7 @@ def read_targets(data_dir: str | os.PathLike[str] | DataDir, name: str,
         if uid not in known:
             raise DataError(f"{_loc(path, where[uid])}utterance {uid!r} is not in {source} of "
                             f"{dd.path}; delete the line or add the utterance")
-    missing = [u for u in dd.utt_ids if u not in values]
+    missing = [] if partial else [u for u in dd.utt_ids if u not in values]
     if missing:
         at = dd.where(source, missing[0]).rstrip(": ")
         raise DataError(f"{_loc(path)}{len(missing)} utterance(s) have no answer (first: {missing[0]!r} "

@@ -37,3 +37,21 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
         if progress is not None:
             progress.update(len(batch))
     return out
+
+
+def decode_texts(model: SpeechLLM, texts: dict[str, str], batch_size: int = 16, max_new_tokens: int = 48,
+                 num_beams: int = 1, progress=None, template: PromptTemplate | None = None) -> dict[str, str]:
+    """The cascade baseline: ``{uid: text}`` read by the LLM in place of the speech -> ``{uid: answer}``."""
+    tok = model.tokenizer
+    ids = {u: tok(t, add_special_tokens=False)["input_ids"] for u, t in texts.items()}
+    order = sorted(ids, key=lambda u: -len(ids[u]))
+    out: dict[str, str] = {}
+    for i in range(0, len(order), batch_size):
+        batch = order[i:i + batch_size]
+        hyps = model.generate_from_text([ids[u] for u in batch], max_new_tokens, num_beams,
+                                        templates=None if template is None else [template] * len(batch))
+        for u, h in zip(batch, hyps):
+            out[u] = " ".join(tok.decode(h, skip_special_tokens=True).split())
+        if progress is not None:
+            progress.update(len(batch))
+    return out

@@ -120,13 +120,28 @@ class SpeechLLM(nn.Module):
         ``constraint`` is a logits processor, e.g. a :class:`tasu.constrain.VocabularyConstraint`;
         ``templates``: one prompt per example (None: the model's own), see :meth:`assemble`.
         """
+        with self._autocast():
+            x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
+        return self._generate(x, mask, self._templates(len(feats), templates), max_new_tokens, num_beams, constraint)
+
+    @torch.no_grad()
+    def generate_from_text(self, texts: Sequence[Sequence[int]], max_new_tokens: int = 64, num_beams: int = 1,
+                           templates: Sequence[PromptTemplate] | None = None) -> list[list[int]]:
+        """The cascade: token ids of a text (e.g. an ASR hypothesis) in place of the speech."""
+        tpls = self._templates(len(texts), templates)
+        rows = [torch.cat([self._embed_ids(t.prefix), self._embed_ids(ids), self._embed_ids(t.suffix)]).flip(0)
+                for t, ids in zip(tpls, texts)]
+        x = pad_sequence(rows, batch_first=True).flip(1)  # left padding
+        mask = pad_sequence([torch.ones(len(r), dtype=torch.long) for r in rows], batch_first=True).flip(1)
+        return self._generate(x, mask.to(self.device), tpls, max_new_tokens, num_beams, None)
+
+    def _generate(self, x: torch.Tensor, mask: torch.Tensor, tpls: Sequence[PromptTemplate], max_new_tokens: int,
+                  num_beams: int, constraint) -> list[list[int]]:
         from transformers import LogitsProcessorList
 
-        tpls = self._templates(len(feats), templates)
         eos = sorted({t.eos_id for t in tpls}) or [self.template.eos_id]
         procs = LogitsProcessorList([constraint] if constraint is not None else [])
         with self._autocast():
-            x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
             out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
                                     do_sample=False, num_beams=num_beams,
                                     eos_token_id=eos[0] if len(eos) == 1 else eos,

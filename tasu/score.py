@@ -366,6 +366,7 @@ def summary_dict(result: ScoreResult, **extra: Any) -> dict[str, Any]:
 
 
 _MD_COLUMNS = ("set", "n_utts", "wer", "cer", "encoder_uer", "model", "date")
+_MD_TASK_COLUMNS = ("set", "task", "n_utts", "metric", "value", "model", "date")
 
 
 def _md_cell(value: Any, *, rate: bool = False) -> str:
@@ -382,12 +383,16 @@ def write_results_md(
     title: str,
     notes: str = "",
 ) -> None:
-    """Regenerate ``RESULTS.md``: a title, the results table, then ``notes``.
+    """Regenerate ``RESULTS.md``: a title, the results table(s), then ``notes``.
 
-    Each row needs the keys ``set, n_utts, wer, cer, model, date``; ``encoder_uer``
-    (the encoder's own unit error rate on the set) is optional.  Rows are
-    written in the given order.  Written atomically.
+    Each transcription row needs the keys ``set, n_utts, wer, cer, model, date``;
+    ``encoder_uer`` (the encoder's own unit error rate on the set) is optional. Rows of
+    other task metrics (a ``metric`` key other than WER: ``set, task, n_utts, metric,
+    value, model, date``) go into a second table. Rows are written in the given order.
+    Written atomically.
     """
+    task_rows = [r for r in rows if r.get("metric", "WER") not in ("WER", "wer", "cer")]
+    rows = [r for r in rows if r not in task_rows]
     lines = [
         f"# {title}",
         "",
@@ -401,6 +406,13 @@ def write_results_md(
             raise ValueError(f"results row {i} lacks key(s): {', '.join(missing)}")
         cells = [_md_cell(row[k], rate=k in ("wer", "cer", "encoder_uer")) for k in _MD_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
+    if task_rows:
+        lines += ["", "| set | task | #utts | metric | value (%) | model | date |", "|---|---|---:|---|---:|---|---|"]
+        for i, row in enumerate(task_rows):
+            missing = [k for k in _MD_TASK_COLUMNS if k not in row]
+            if missing:
+                raise ValueError(f"task results row {i} lacks key(s): {', '.join(missing)}")
+            lines.append("| " + " | ".join(_md_cell(row[k], rate=k == "value") for k in _MD_TASK_COLUMNS) + " |")
     text = "\n".join(lines) + "\n"
     if notes.strip():
         text += "\n" + notes.strip() + "\n"

@@ -63,11 +63,11 @@ class Task:
         """One template per prompt, in order (training may pick any of them)."""
         return tuple(self.template(tokenizer, i) for i in range(len(self.prompts)))
 
-    def read_targets(self, data_dir) -> dict[str, str]:
+    def read_targets(self, data_dir, partial: bool = False) -> dict[str, str]:
         """``{uttid: answer}`` from ``<data_dir>/<target>``, checked (see :func:`tasu.data.read_targets`)."""
         from tasu.data import read_targets
 
-        return read_targets(data_dir, self.target, self.labels)
+        return read_targets(data_dir, self.target, self.labels, partial=partial)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ class TextExample:
     answer_ids: tuple[int, ...]  # answer tokens + end token
     text: str = ""
     feats: np.ndarray | None = None  # paired: PSD-compressed posteriors [T', V] of the utterance's audio
+    template: PromptTemplate | None = None  # the prompt of its task (None: the model's own, ASR)
+    target: str = "text"     # the data-dir file the answer comes from (word shuffling: `text` only)
 
 
 def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
@@ -58,7 +60,7 @@ def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
     (a word without pronunciation) or it has no word boundaries.
     """
     words = ex.text.split()
-    if wb_id is None or len(words) < 2 or ex.feats is not None:
+    if wb_id is None or len(words) < 2 or ex.feats is not None or ex.target != "text":
         return ex
     groups = np.split(ex.unit_ids, np.flatnonzero(ex.unit_ids == wb_id))
     groups = [g[g != wb_id] for g in groups]
@@ -68,7 +70,7 @@ def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
     ids = np.concatenate([np.r_[groups[i], wb_id] for i in order])[:-1]
     text = " ".join(words[i] for i in order)
     ans = tuple(tokenizer(text, add_special_tokens=False)["input_ids"]) + (eos_id,)
-    return TextExample(ex.uid, ids, ans, text)
+    return TextExample(ex.uid, ids, ans, text, template=ex.template)
 
 
 def check_units(units: dict[str, str], text: dict[str, str], inventory: UnitInventory, path: Path) -> None:
@@ -122,6 +124,16 @@ def make_paired_examples(feats: dict[str, np.ndarray], text: dict[str, str], n_u
         ans = tuple(tokenizer(text[uid], add_special_tokens=False)["input_ids"]) + (eos_id,)
         out.append(TextExample(uid, np.zeros(0, dtype=np.int64), ans, text[uid], np.asarray(m, dtype=np.float32)))
     return out, sorted(set(text) - set(feats))
+
+
+def make_task_examples(units: dict[str, str], answers: dict[str, str], inventory: UnitInventory, tokenizer,
+                       eos_id: int, templates: Sequence[PromptTemplate], target: str,
+                       source: str = "units") -> list[TextExample]:
+    """Text-only examples of one task: the units of each utterance with a ``target`` answer,
+    asked with the task's prompts in turn (example ``i`` gets prompt ``i mod #prompts``)."""
+    exs = make_examples({u: units[u] for u in answers if u in units}, answers, inventory, tokenizer, eos_id, source)
+    return [TextExample(e.uid, e.unit_ids, e.answer_ids, e.text, template=templates[i % len(templates)], target=target)
+            for i, e in enumerate(exs)]
 
 
 def length_batches(examples: Sequence[TextExample], batch_size: int, rng: random.Random,
@@ -394,7 +406,10 @@ class Trainer:
         for j in mine:
             if not ex_parts[j]:
                 continue
-            loss, ntok = self.model(feat_parts[j], [e.answer_ids for e in ex_parts[j]])
+            tpls = [e.template for e in ex_parts[j]]  # all None (one task): the model's own prompt
+            loss, ntok = self.model(feat_parts[j], [e.answer_ids for e in ex_parts[j]],
+                                    templates=None if all(t is None for t in tpls) else
+                                    [t or self.model.template for t in tpls])
             if not torch.isfinite(loss):
                 finite = False
                 break

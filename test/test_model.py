@@ -95,3 +95,19 @@ def test_spelling_warm_start_maps_units_to_letter_embeddings():
     out = proj(torch.eye(V)[:V - 1])
     sims = torch.nn.functional.cosine_similarity(out[:, None], targets[None, :V - 1], dim=-1)
     assert (sims.argmax(1) == torch.arange(V - 1)).all()
+
+
+def test_the_text_cascade_reads_the_prompt_with_the_text_in_place_of_the_speech():
+    m, tpl = tiny_model()
+    m.eval()
+    other = PromptTemplate.build(ToyTokenizer(), "Label:<speech>?", "sys")
+    texts, tpls = [[5, 6, 7], [8, 9, 10, 11, 12]], [tpl, other]
+    got = m.generate_from_text(texts, max_new_tokens=6, templates=tpls)
+    assert m.generate_from_text(texts[:1], max_new_tokens=6) == got[:1]  # None: the model's own prompt
+    for ids, t, hyp in zip(texts, tpls, got):  # one at a time, from token ids, without padding
+        full = torch.tensor([list(t.prefix) + ids + list(t.suffix)])
+        out = m.llm.generate(input_ids=full, attention_mask=torch.ones_like(full), max_new_tokens=6, do_sample=False,
+                             eos_token_id=t.eos_id, pad_token_id=0)[0, full.shape[1]:].tolist()
+        if t.eos_id in out:
+            out = out[:out.index(t.eos_id)]
+        assert hyp == [x for x in out if x != 0]

@@ -302,8 +302,13 @@ def test_score_cli_by_metric_and_task(tmp_path):
     assert r.returncode == 1 and "contradicts task 'mcq'" in r.stderr
     r = _cli("--ref", str(ref), "--hyp", str(hyp), "--out", str(out), "--metric", "accuracy", "--units")
     assert r.returncode == 1 and "--units" in r.stderr
+    # RESULTS.md: task metrics get a table of their own
     r = _cli("--results-md", str(tmp_path / "R.md"), "--decode-dirs", str(out.parent), "--model", "m")
-    assert r.returncode == 1 and "holds metric mc_accuracy; RESULTS.md mode tabulates WER/CER only" in r.stderr
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "R.md").read_text()
+    assert "| set | task | #utts | metric | value (%) | model | date |" in md
+    assert re.search(r"\| t \| mcq \| 2 \| mc_accuracy \| 50\.00 \| m \| \d{4}-\d\d-\d\d \|", md)
+    assert "| WER (%) |" in md  # the transcription table is there (empty) too
 
 
 def test_score_cli_asr_task_is_the_wer_path(tmp_path):

@@ -14,9 +14,9 @@ def trainer(tmp_path, bad_calls, max_steps, max_bad_steps=5, sim_format="auto"):
     orig = m.forward
     calls = {"n": 0}
 
-    def forward(feats, answers):  # poison the loss of the chosen calls
+    def forward(feats, answers, templates=None):  # poison the loss of the chosen calls
         calls["n"] += 1
-        loss, n = orig(feats, answers)
+        loss, n = orig(feats, answers, templates=templates)
         return (loss * float("nan") if calls["n"] in bad_calls else loss), n
 
     m.forward = forward
@@ -107,3 +107,42 @@ def test_make_paired_examples_checks_the_posteriors(tmp_path):
         make_paired_examples({"a": np.ones((3, 7), np.float32)}, {"a": "hi"}, 9, Tok(), 0, "x.scp")
     with pytest.raises(ValueError, match="x.scp: utterance a has posteriors but no transcript"):
         make_paired_examples(feats, {}, V, Tok(), 0, "x.scp")
+
+
+def test_multi_task_batches_give_each_example_its_own_prompt_and_answer(tmp_path):
+    from tasu.llm import PromptTemplate
+    from tasu.train import make_task_examples, shuffle_words
+    from tasu.units import UnitInventory
+    from test_model import ToyTokenizer
+
+    t = trainer(tmp_path, bad_calls=set(), max_steps=2)
+    tok = ToyTokenizer()
+    inv = UnitInventory([f"u{i}" for i in range(V - 2)] + ["<wb>", "<blank>"])
+    units = {"a": "u1 u2 <wb> u3", "b": "u4 <wb> u5", "c": "u6 u7"}
+    asr = make_task_examples(units, {"a": "hi yo", "b": "ok go", "c": "no"}, inv, tok, 2,
+                             [t.model.template], "text")
+    tpl_i = (PromptTemplate.build(tok, "Intent?<speech>", "sys"), PromptTemplate.build(tok, "<speech>Label?", "sys"))
+    intent = make_task_examples(units, {"a": "greet", "c": "deny"}, inv, tok, 2, tpl_i, "intent")
+    assert [(e.uid, e.template, e.answer_ids) for e in intent] == [
+        ("a", tpl_i[0], tuple(tok("greet")["input_ids"]) + (2,)), ("c", tpl_i[1], tuple(tok("deny")["input_ids"]) + (2,))]
+    assert np.array_equal(intent[0].unit_ids, asr[0].unit_ids)
+    # word shuffling rewrites transcripts only, never a label
+    rng = np.random.default_rng(0)
+    assert shuffle_words(intent[0], V - 2, tok, 2, rng) is intent[0]
+    assert shuffle_words(asr[0], V - 2, tok, 2, rng).template is asr[0].template
+
+    seen = []
+    orig = t.model.forward
+
+    def forward(feats, answers, templates=None):
+        seen.append((list(answers), templates))
+        return orig(feats, answers, templates=templates)
+
+    t.model.forward = forward
+    cfg = TrainConfig(optim=OptimConfig(max_steps=3, batch_size=5, warmup_steps=1), log_interval=1)
+    tr = Trainer(cfg, t.model, t.sim, asr + intent, [], tmp_path / "mt")
+    tr.run()
+    assert len(seen) == 3
+    for answers, templates in seen:  # every example is asked with its own task's prompt
+        by_answer = {e.answer_ids: e.template for e in asr + intent}
+        assert templates is not None and [by_answer[tuple(a)] for a in answers] == templates

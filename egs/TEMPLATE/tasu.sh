@@ -36,6 +36,9 @@ pack_dtype=float16    # stage 6: precision of the packed projector + LoRA weight
 pack_args=""          # stage 6: more options of tasu.bin.pack, e.g. "--include_llm"
 inference_tag=""      # stages 4-5: decode into decode_<set>_<tag> (to compare decoding settings)
 decode_args=""        # stage 4: extra options of tasu.bin.decode, e.g. "--vocabulary data/vocab.txt"
+task=""               # stages 4-5: ask this registry task (e.g. intent) and score by its metric ("": transcribe)
+tasks_file=conf/tasks.yaml  # the task registry (tasu.tasks)
+cascade_from=""       # stage 4: read <this exp>/decode_<set>/text (its ASR output) instead of the speech
 
 help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
@@ -43,12 +46,16 @@ help_message="Usage: $0 [options]
   --nj, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
   --paired_set, --finetune_config, --finetune_init, --finetune_tag,
   --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
-  --inference_tag, --decode_args, --pack_dtype, --pack_args"
+  --inference_tag, --decode_args, --task, --tasks_file, --cascade_from, --pack_dtype, --pack_args"
 
 . utils/parse_options.sh
 
 [ -n "${model_tag}" ] || model_tag="tasu_$(basename "${train_config}" .yaml)_${encoder}"
 exp="${expdir}/${model_tag}"
+if [ -n "${task}" ]; then  # a task's answers go into decode_<set>_<task> unless tagged otherwise
+    [ -n "${inference_tag}" ] || inference_tag=${task}
+    decode_args+=" --task ${task} --tasks_file ${tasks_file}"
+fi
 # the model that stages 4-6 use: the stage-3 model when there is a paired set
 if [ -n "${paired_set}" ]; then
     if [ -z "${finetune_tag}" ]; then
@@ -156,13 +163,15 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     log "Stage 4: decoding ${test_sets}"
     for d in ${test_sets}; do
         out=$(decode_dir "${d}")
-        if newer "${out}/text" "${exp}/model.pt" "${dumpdir}/${d}/feats.scp" "${decode_config}" \
+        input=(--feats "${dumpdir}/${d}/feats.scp")  # the cascade baseline reads another model's transcripts
+        [ -z "${cascade_from}" ] || input=(--text_input "${cascade_from}/decode_${d}/text")
+        if newer "${out}/text" "${exp}/model.pt" "${input[1]}" "${decode_config}" \
                 && [ "$(cat "${out}/decode_args" 2>/dev/null)" = "${decode_args}" ]; then
             log "  ${out}/text is up to date, skipping"; continue
         fi
         # shellcheck disable=SC2086
         run_log "${exp}/logs/decode_${d}${inference_tag:+_${inference_tag}}.log" ${python} -m tasu.bin.decode \
-            --expdir "${exp}" --feats "${dumpdir}/${d}/feats.scp" --config "${decode_config}" --outdir "${out}" \
+            --expdir "${exp}" "${input[@]}" --config "${decode_config}" --outdir "${out}" \
             --ngpu "${ngpu}" ${decode_args}
         echo "${decode_args}" > "${out}/decode_args"
     done
@@ -175,6 +184,13 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: scoring"
     for d in ${test_sets}; do
         out=$(decode_dir "${d}")
+        if [ -n "${task}" ]; then  # the task's own answer file and metric
+            target=$(${python} -c "from tasu.tasks import load_tasks; print(load_tasks('${tasks_file}').get('${task}').target)")
+            if [ ! -f "data/${d}/${target}" ]; then log "  data/${d}/${target} missing: ${d} is decoded, not scored"; continue; fi
+            ${python} -m tasu.bin.score --ref "data/${d}/${target}" --hyp "${out}/text" --out "${out}/result.txt" \
+                --task "${task}" --tasks "${tasks_file}" --set-name "${d}"
+            continue
+        fi
         if [ ! -f "data/${d}/text" ]; then log "  data/${d}/text missing: ${d} is decoded, not scored"; continue; fi
         ${python} -m tasu.bin.score --ref "data/${d}/text" --hyp "${out}/text" --out "${out}/result.txt" \
             --set-name "${d}${inference_tag:+ (${inference_tag})}"
@@ -193,6 +209,9 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
                 out="${e}/decode_${d}${tag:+_${tag}}"
                 if [ -f "${out}/score.json" ]; then dirs+=("${out}"); fi
             done
+        done
+        for out in "${e}"/decode_*; do  # other sets scored earlier, by name
+            if [ -f "${out}/score.json" ] && [[ " ${dirs[*]} " != *" ${out} "* ]]; then dirs+=("${out}"); fi
         done
     done < "${expdir}/decoded_models"
     if [ ${#dirs[@]} -gt 0 ]; then

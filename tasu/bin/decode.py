@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -26,7 +27,15 @@ log = logging.getLogger("tasu.decode")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--expdir", type=Path, required=True, help="training dir (config.yaml, units.txt, model.pt)")
-    ap.add_argument("--feats", type=Path, required=True, help="feats.scp of PSD posteriors")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--feats", type=Path, help="feats.scp of PSD posteriors")
+    src.add_argument("--text_input", type=Path,
+                     help="cascade baseline: a text file (e.g. ASR hypotheses) read in place of the speech")
+    ap.add_argument("--no_adapters", action="store_true",
+                    help="with --text_input: the bare LLM (LoRA adapters off), as a plain text cascade")
+    ap.add_argument("--task", help="answer this registry task's prompt (default: the model's own prompt)")
+    ap.add_argument("--tasks_file", type=Path,
+                    help="task registry (default: the model config's tasks_file, else tasu/conf/tasks.yaml)")
     ap.add_argument("--outdir", type=Path, required=True, help="gets `text` and `decode_stats.json`")
     ap.add_argument("--config", type=Path, help="decoding YAML (conf/decode.yaml)")
     ap.add_argument("--checkpoint", default="model.pt")
@@ -41,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from tasu.bin.train import device_from_ngpu
     from tasu.constrain import VocabularyConstraint, read_word_list
     from tasu.data import read_table_lines
-    from tasu.decode import decode_posteriors
+    from tasu.decode import decode_posteriors, decode_texts
     from tasu.train import load_trained
     from tasu.units import UnitInventory
     from tasu.zoo import ZooError, check_model_files
@@ -49,8 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     # every input is checked before the LLM is loaded; each error names its file
     try:
         dcfg = load_config(args.config, DecodeConfig) if args.config else DecodeConfig()
-        if not args.feats.is_file():
+        if args.feats is not None and not args.feats.is_file():
             raise ValueError(f"{args.feats}: missing; run stage 1 for this set first")
+        if args.text_input is not None:
+            from tasu.data import read_kv
+
+            texts = read_kv(args.text_input, allow_empty_value=True)  # file:line errors
+        task = None
+        if args.task:
+            from tasu.tasks import load_tasks
+
+            tasks_file = args.tasks_file or load_config(args.expdir / "config.yaml").tasks_file
+            task = load_tasks(tasks_file).get(args.task, where="--task")
         vocab = args.vocabulary or dcfg.vocabulary
         if vocab:
             read_table_lines(vocab)  # DataError "<file>:<line>: not valid UTF-8"
@@ -58,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         check_model_files(args.expdir / "config.yaml", args.expdir / "units.txt", args.expdir / args.checkpoint)
         n_units = UnitInventory.from_file(args.expdir / "units.txt").size
         try:
-            items = list(kaldiio.load_scp_sequential(str(args.feats)))
+            items = list(kaldiio.load_scp_sequential(str(args.feats))) if args.feats else []
         except (OSError, EOFError, KeyError, IndexError, ValueError) as e:
             raise ValueError(f"{args.feats}: cannot read the posteriors: {type(e).__name__}: {e}; "
                              "re-run stage 1 for this set") from None
@@ -80,8 +99,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         log.info("closed vocabulary: %d words from %s", constraint.n_words, vocab)
     t0 = time.time()
-    with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
-        hyps = decode_posteriors(model, items, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar, constraint)
+    template = task.template(model.tokenizer) if task else None
+    if task:
+        log.info("task %s: prompt %r", task.name, task.prompt)
+    if args.text_input is not None:
+        log.info("cascade: %d texts from %s in place of the speech", len(texts), args.text_input)
+        off = model.llm.disable_adapter() if args.no_adapters and hasattr(model.llm, "disable_adapter") else nullcontext()
+        with off, tqdm(total=len(texts), desc="decode (text)", unit="utt", mininterval=5) as bar:
+            hyps = decode_texts(model, texts, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar, template)
+    else:
+        with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
+            hyps = decode_posteriors(model, items, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar,
+                                     constraint, template)
     el = time.time() - t0
     args.outdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.outdir / "text", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))

@@ -156,9 +156,14 @@ def load_row(decode_dir: Path, *, model: str, date: str) -> dict[str, Any]:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a valid JSON summary ({e}); re-run score mode on {decode_dir}") from None
+    if summary.get("metric", "WER") not in ("WER", "UER", "wer", "cer"):  # another task's metric
+        missing = [k for k in ("n_utts", "value") if k not in summary]
+        if missing:
+            raise ValueError(f"{path}: lacks key(s): {', '.join(missing)}")
+        return {"set": summary.get("set", decode_dir.name), "task": summary.get("task") or "-",
+                "n_utts": summary["n_utts"], "metric": summary["metric"], "value": summary["value"],
+                "model": model, "date": date}
     missing = [k for k in ("n_utts", "wer", "cer") if k not in summary]
-    if missing and summary.get("metric", "WER") not in ("WER", "UER"):
-        raise ValueError(f"{path}: holds metric {summary['metric']}; RESULTS.md mode tabulates WER/CER only")
     if missing:
         raise ValueError(f"{path}: lacks key(s): {', '.join(missing)}")
     enc = decode_dir / "encoder_score.json"  # the encoder's own unit error rate, when scored

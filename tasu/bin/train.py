@@ -152,7 +152,25 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     tok = model.tokenizer
-    train = make_examples(train_units, train_text, inv, tok, model.template.eos_id, str(args.train_units))
+    if cfg.tasks:  # multi-task: one set of examples per task, from its target file
+        from tasu.tasks import load_tasks
+        from tasu.train import make_task_examples
+
+        try:
+            registry = load_tasks(cfg.tasks_file)
+            train = []
+            for name in cfg.tasks:
+                task = registry.get(name, where=str(args.config))
+                answers = task.read_targets(args.train_data, partial=True)
+                exs = make_task_examples(train_units, answers, inv, tok, model.template.eos_id, task.templates(tok),
+                                         task.target, str(args.train_units))
+                log.info("task %s: %d examples (answers from %s)", name, len(exs), args.train_data / task.target)
+                train += exs
+        except (ValueError, DataError) as e:
+            log.error("%s", e)
+            return 1
+    else:
+        train = make_examples(train_units, train_text, inv, tok, model.template.eos_id, str(args.train_units))
     dev = make_examples(dev_units, dev_text, inv, tok, model.template.eos_id, str(args.dev_units)) if dev_units else []
     paired = []
     if args.paired_feats:
