@@ -51,6 +51,11 @@ class TextExample:
     template: PromptTemplate | None = None  # the prompt of its task (None: the model's own, ASR)
     target: str = "text"     # the data-dir file the answer comes from (word shuffling: `text` only)
 
+    @property
+    def length(self) -> int:
+        """Rows the projector gets: units to simulate, or real posterior frames."""
+        return len(self.unit_ids) if self.feats is None else self.feats.shape[0]
+
 
 def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
                   rng: np.random.Generator) -> TextExample:
@@ -146,7 +151,7 @@ def length_batches(examples: Sequence[TextExample], batch_size: int, rng: random
         rng.shuffle(order)
         batches = []
         for i in range(0, len(order), batch_size * bucket):
-            chunk = sorted(order[i:i + batch_size * bucket], key=lambda e: len(e.unit_ids))
+            chunk = sorted(order[i:i + batch_size * bucket], key=lambda e: e.length)
             batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
         rng.shuffle(batches)
         yield from batches

@@ -188,7 +188,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             target=$(${python} -c "from tasu.tasks import load_tasks; print(load_tasks('${tasks_file}').get('${task}').target)")
             if [ ! -f "data/${d}/${target}" ]; then log "  data/${d}/${target} missing: ${d} is decoded, not scored"; continue; fi
             ${python} -m tasu.bin.score --ref "data/${d}/${target}" --hyp "${out}/text" --out "${out}/result.txt" \
-                --task "${task}" --tasks "${tasks_file}" --set-name "${d}"
+                --task "${task}" --tasks "${tasks_file}" --set-name "${d}${inference_tag:+ (${inference_tag})}"
             continue
         fi
         if [ ! -f "data/${d}/text" ]; then log "  data/${d}/text missing: ${d} is decoded, not scored"; continue; fi
