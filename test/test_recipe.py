@@ -121,3 +121,22 @@ def test_recipe_end_to_end(recipe):
     assert re.search(rf"\| test_in \| 6 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| {exp.name} \|", table)
     trained, before = torch.load(ft / "model.pt"), torch.load(exp / "model.pt")
     assert trained.keys() == before.keys() and any(not torch.equal(trained[k], before[k]) for k in before)
+
+
+def test_recipe_task_transfer_and_cascade(recipe):
+    """After the run above: intent answers with the task prompt, scored by accuracy; the cascade."""
+    exp = recipe / "exp" / "tasu_train_hama"
+    assert (recipe / "data" / "slu_test" / "intent").is_file() and (recipe / "data" / "train_mt" / "intent").is_file()
+    run(recipe, "--stage", "1", "--stop_stage", "5", "--test_sets", "slu_test", "--task", "intent", *TINY)
+    summary = json.loads((exp / "decode_slu_test_intent" / "score.json").read_text())
+    assert summary["metric"] == "accuracy" and summary["task"] == "intent" and summary["n_utts"] == 6
+    log = (exp / "logs" / "decode_slu_test_intent.log").read_text()
+    assert "task intent: prompt 'What does the speaker want?" in log
+    run(recipe, "--stage", "4", "--stop_stage", "5", "--test_sets", "slu_test", *TINY)  # its ASR output
+    run(recipe, "--stage", "4", "--stop_stage", "5", "--test_sets", "slu_test", "--task", "intent",
+        "--cascade_from", f"exp/{exp.name}", "--inference_tag", "cascade", *TINY)
+    assert "cascade: 6 texts from" in (exp / "logs" / "decode_slu_test_cascade.log").read_text()
+    assert json.loads((exp / "decode_slu_test_cascade" / "score.json").read_text())["n_utts"] == 6
+    table = (recipe / "RESULTS.md").read_text()
+    assert re.search(rf"\| slu_test \| intent \| 6 \| accuracy \| [\d.]+ \| {exp.name} \|", table)
+    assert "| test_in | 6 |" in table  # earlier rows are kept
