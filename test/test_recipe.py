@@ -138,5 +138,6 @@ def test_recipe_task_transfer_and_cascade(recipe):
     assert "cascade: 6 texts from" in (exp / "logs" / "decode_slu_test_cascade.log").read_text()
     assert json.loads((exp / "decode_slu_test_cascade" / "score.json").read_text())["n_utts"] == 6
     table = (recipe / "RESULTS.md").read_text()
-    assert re.search(rf"\| slu_test \| intent \| 6 \| accuracy \| [\d.]+ \| {exp.name} \|", table)
+    assert re.search(rf"\| slu_test \(intent\) \| intent \| 6 \| accuracy \| [\d.]+ \| {exp.name} \|", table)
+    assert re.search(rf"\| slu_test \(cascade\) \| intent \| 6 \| accuracy \| [\d.]+ \| {exp.name} \|", table)
     assert "| test_in | 6 |" in table  # earlier rows are kept
