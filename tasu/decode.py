@@ -1,7 +1,6 @@
 """Batched generation over PSD posteriors (a kaldiio scp) with a trained SpeechLLM."""
 from __future__ import annotations
 
-import time
 from typing import Iterable, Iterator
 
 import numpy as np

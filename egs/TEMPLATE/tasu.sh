@@ -78,6 +78,13 @@ run_log() {
         log "FAILED: see ${logf}"; exit 1
     fi
 }
+# train_launcher: "python -m", or torchrun for N > 1 data-parallel processes (gloo on CPU, NCCL
+# on GPUs; the global batch stays optim.batch_size); N is --train_nproc, else --ngpu, else 1
+train_launcher() {
+    local n=${train_nproc:-$(( ngpu > 0 ? ngpu : 1 ))}
+    if [ "${n}" -le 1 ]; then echo "${python} -m"
+    else echo "${python} -m torch.distributed.run --standalone --nproc_per_node ${n} -m"; fi
+}
 newer() { [ -e "$1" ] && [ -z "$(find "${@:2}" -newer "$1" 2>/dev/null)" ]; }  # $1 newer than the rest
 
 if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
@@ -124,9 +131,7 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
         log "  ${exp}/model.pt exists, skipping (remove it to retrain; an interrupted run resumes)"
     else
         echo "${cmdline}" > "${exp}/run.cmd"  # what trained this model, for RESULTS.md
-        nproc=${train_nproc:-$(( ngpu > 0 ? ngpu : 1 ))}
-        launcher="${python} -m"  # N > 1 processes: torchrun (gloo on CPU, NCCL on GPUs); same global batch
-        [ "${nproc}" -le 1 ] || launcher="${python} -m torch.distributed.run --standalone --nproc_per_node ${nproc} -m"
+        launcher=$(train_launcher)
         # shellcheck disable=SC2086
         run_log "${exp}/logs/train.log" ${launcher} tasu.bin.train --config "${train_config}" \
             --train_data "data/${train_set}" --train_units "${dumpdir}/${train_set}/units" \
@@ -145,9 +150,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         log "Stage 3: paired fine-tuning on ${paired_set} from ${init} -> ${model_exp}"
         mkdir -p "${model_exp}/logs"
         echo "${cmdline}" > "${model_exp}/run.cmd"
-        nproc=${train_nproc:-$(( ngpu > 0 ? ngpu : 1 ))}
-        launcher="${python} -m"
-        [ "${nproc}" -le 1 ] || launcher="${python} -m torch.distributed.run --standalone --nproc_per_node ${nproc} -m"
+        launcher=$(train_launcher)
         # shellcheck disable=SC2086
         run_log "${model_exp}/logs/train.log" ${launcher} tasu.bin.train --config "${finetune_config}" \
             --train_data "data/${train_set}" --train_units "${dumpdir}/${train_set}/units" \

@@ -16,7 +16,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
 
 from tasu.config import DecodeConfig, load_config
 from tasu.data import atomic_write_text

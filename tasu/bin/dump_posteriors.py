@@ -18,7 +18,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from tasu.data import DataDir, DataError, atomic_write_text, load_audio
 
