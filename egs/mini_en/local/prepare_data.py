@@ -89,8 +89,13 @@ def make_speech_set(name: str, texts: list[str], cfg: dict, data: Path, wav_root
         spk = re.sub(r"[^A-Za-z0-9]", "", voice)
         uid = f"{spk}-{name}-{i:04d}"
         wav = wav_dir / f"{uid}.wav"
-        if not wav.exists():
+        # a wav is reused only if it was made from the same text and settings (its .params
+        # sidecar); a changed config or sentence list re-synthesises it
+        params = wav.with_suffix(".params")
+        key = f"{voice} {speed} {pitch} {cfg['sample_rate']} {t}\n"
+        if not wav.exists() or not params.exists() or params.read_text() != key:
             synthesize(t, voice, speed, pitch, wav, cfg["sample_rate"])
+            params.write_text(key)
         wav_scp[uid], text[uid], utt2spk[uid] = str(wav), normalise(t), spk
     write_data_dir(data / name, wav_scp=wav_scp, text=text, utt2spk=utt2spk)
     logging.info("%s: %d utterances, %d voices", name, len(texts), len(set(utt2spk.values())))

@@ -1,0 +1,27 @@
+"""mini_en's data preparation: synthesised audio is reused only for the same text and settings."""
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng, sox")
+def test_a_changed_sentence_is_synthesised_again(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TOP / "egs" / "mini_en" / "local"))
+    import prepare_data
+
+    cfg = {"voices": ["en-us"], "speed": [150, 150], "pitch": [50, 50], "sample_rate": 16000}
+    prepare_data.make_speech_set("s", ["a short one"], cfg, tmp_path / "data", tmp_path / "wav", random.Random(0))
+    wav = tmp_path / "wav" / "s" / "enus-s-0000.wav"
+    first = wav.read_bytes()
+    prepare_data.make_speech_set("s", ["a short one"], cfg, tmp_path / "data", tmp_path / "wav", random.Random(0))
+    assert wav.read_bytes() == first  # same text and settings: reused
+    prepare_data.make_speech_set("s", ["a much longer sentence than the first one was"], cfg, tmp_path / "data",
+                                 tmp_path / "wav", random.Random(0))
+    assert len(wav.read_bytes()) > len(first) * 1.5  # same utterance id, new text: new audio
+    assert "longer sentence" in (tmp_path / "data" / "s" / "text").read_text()
+    sys.modules.pop("prepare_data", None)
