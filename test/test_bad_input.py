@@ -896,6 +896,21 @@ def _(tmp):
     return ex
 
 
+@case("train-config-unknown-task")
+def _(tmp):
+    ex = train(tmp, config=TRAIN_YAML + "tasks: [asr, nosuch]\n")
+    ex.says = [f"{tmp / 'train.yaml'}: unknown task 'nosuch'", "tasks.yaml defines: asr"]
+    return ex
+
+
+@case("train-task-answer-for-unknown-utterance")
+def _(tmp):
+    put(tmp / "train" / "intent", "u1 greet\nu7 deny\n")
+    ex = train(tmp, config=TRAIN_YAML + "tasks: [asr, intent]\n")
+    ex.says = [f"{tmp / 'train' / 'intent'}:2: ", "'u7'"]
+    return ex
+
+
 @case("train-lexicon-malformed")
 def _(tmp):
     lex = put(tmp / "lexicon.txt", "hello h ə l oʊ\n")

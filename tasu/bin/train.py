@@ -140,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.dev_units:
             check_units(dev_units, dev_text, inv, args.dev_units)
         spellings = HamaG2P(inv, args.lexicon).spellings() if args.lexicon else None
+        task_answers = []  # multi-task: (task, its answers in the training data dir)
+        if cfg.tasks:
+            from tasu.tasks import load_tasks
+
+            registry = load_tasks(cfg.tasks_file)
+            for name in cfg.tasks:
+                task = registry.get(name, where=str(args.config))
+                task_answers.append((task, task.read_targets(args.train_data, partial=True)))
     except UnicodeDecodeError as e:
         log.error("%s: not valid UTF-8 (%s)", args.lexicon, e)
         return 1
@@ -152,30 +160,26 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     tok = model.tokenizer
-    if cfg.tasks:  # multi-task: one set of examples per task, from its target file
-        from tasu.tasks import load_tasks
+    if task_answers:  # multi-task: one set of examples per task, from its target file
         from tasu.train import make_task_examples
 
-        try:
-            registry = load_tasks(cfg.tasks_file)
-            train = []
-            for name in cfg.tasks:
-                task = registry.get(name, where=str(args.config))
-                answers = task.read_targets(args.train_data, partial=True)
-                exs = make_task_examples(train_units, answers, inv, tok, model.template.eos_id, task.templates(tok),
-                                         task.target, str(args.train_units))
-                log.info("task %s: %d examples (answers from %s)", name, len(exs), args.train_data / task.target)
-                train += exs
-        except (ValueError, DataError) as e:
-            log.error("%s", e)
-            return 1
+        train = []
+        for task, answers in task_answers:
+            exs = make_task_examples(train_units, answers, inv, tok, model.template.eos_id, task.templates(tok),
+                                     task.target, str(args.train_units))
+            log.info("task %s: %d examples (answers from %s)", task.name, len(exs), args.train_data / task.target)
+            train += exs
     else:
         train = make_examples(train_units, train_text, inv, tok, model.template.eos_id, str(args.train_units))
     dev = make_examples(dev_units, dev_text, inv, tok, model.template.eos_id, str(args.dev_units)) if dev_units else []
     paired = []
     if args.paired_feats:
-        paired, unpaired = make_paired_examples(paired_feats, paired_text, inv.size, tok, model.template.eos_id,
-                                                str(args.paired_feats))
+        try:
+            paired, unpaired = make_paired_examples(paired_feats, paired_text, inv.size, tok, model.template.eos_id,
+                                                    str(args.paired_feats))
+        except ValueError as e:
+            log.error("%s", e)
+            return 1
         log.info("%d paired utterances from %s (%d of %s without posteriors, skipped in stage 1: not used)",
                  len(paired), args.paired_feats, len(unpaired), args.paired_data / "text")
     active = sorted({int(i) for e in train for i in e.unit_ids})
