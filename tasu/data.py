@@ -39,6 +39,7 @@ __all__ = [
     "load_audio",
     "read_audio",
     "read_kv",
+    "read_posteriors",
     "read_recording",
     "read_targets",
     "read_table_lines",
@@ -153,6 +154,28 @@ def _read_table(path: Path, *, allow_empty_value: bool = False) -> tuple[dict[st
         where[t.key] = t.line
         prev = t
     return values, where
+
+
+def read_posteriors(scp: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """``uid -> [T', V]`` matrices of a kaldiio scp (the stage-1 posterior dumps), in memory.
+
+    A repeated id is a DataError naming ``file:line``; an entry that cannot be read (a missing
+    or damaged ark) names the scp, the utterance and its line.
+    """
+    import kaldiio
+
+    out: dict[str, np.ndarray] = {}
+    for t in read_table_lines(scp):
+        if not t.key:
+            continue
+        if t.key in out:
+            raise DataError(f"{_loc(scp, t.line)}utterance {t.key} appears twice")
+        try:
+            out[t.key] = kaldiio.load_mat(t.value)
+        except Exception as e:  # kaldiio raises OSError, EOFError, KeyError, ValueError, struct.error...
+            raise DataError(f"{scp}: cannot read the posteriors of {t.key} (line {t.line}: {t.value}): "
+                            f"{type(e).__name__}: {e}; re-run stage 1 for this set") from None
+    return out
 
 
 def read_kv(path: str | os.PathLike[str], *, allow_empty_value: bool = False) -> dict[str, str]:

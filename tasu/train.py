@@ -508,18 +508,17 @@ def load_init(model: SpeechLLM, source: str, inventory: UnitInventory) -> None:
     Its unit inventory must be this one, and it must hold every trainable tensor of
     ``model`` with the same shape (same projector and LoRA settings).
     """
-    from tasu.zoo import ZooError, unpack
+    from tasu.zoo import ZooError, read_weights, unpack
 
     try:
         src = unpack(source)
+        state = read_weights(src.model_file)
     except ZooError as e:
         raise ValueError(f"init {source}: {e}") from None
     theirs = UnitInventory.from_file(src.units_file)
     if theirs.units != inventory.units:
         raise ValueError(f"init {source}: its unit inventory ({src.units_file}, {theirs.size} units) "
                          f"differs from this encoder's ({inventory.size} units)")
-    state = torch.load(src.model_file, map_location="cpu")
-    state = state.get("model", state)
     mine = trainable_state(model)
     missing = sorted(set(mine) - set(state))
     if missing:

@@ -43,12 +43,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="word list (one per line): only these words can be recognised (overrides the config)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
-    import kaldiio
     from tqdm import tqdm
 
     from tasu.bin.train import device_from_ngpu
     from tasu.constrain import VocabularyConstraint, read_word_list
-    from tasu.data import read_table_lines
+    from tasu.data import read_posteriors, read_table_lines
     from tasu.decode import decode_posteriors, decode_texts
     from tasu.train import load_trained
     from tasu.units import UnitInventory
@@ -75,11 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             words = read_word_list(vocab)
         check_model_files(args.expdir / "config.yaml", args.expdir / "units.txt", args.expdir / args.checkpoint)
         n_units = UnitInventory.from_file(args.expdir / "units.txt").size
-        try:
-            items = list(kaldiio.load_scp_sequential(str(args.feats))) if args.feats else []
-        except (OSError, EOFError, KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"{args.feats}: cannot read the posteriors: {type(e).__name__}: {e}; "
-                             "re-run stage 1 for this set") from None
+        items = list(read_posteriors(args.feats).items()) if args.feats else []
         for uid, mat in items:
             if mat.ndim != 2 or mat.shape[1] != n_units:
                 raise ValueError(f"{args.feats}: utterance {uid} has shape {mat.shape}, "

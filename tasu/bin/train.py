@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from tasu.config import load_config
-from tasu.data import DataDir, DataError, read_kv
+from tasu.data import DataDir, DataError, read_kv, read_posteriors
 
 log = logging.getLogger("tasu.train")
 
@@ -50,25 +50,6 @@ def device_from_ngpu(ngpu: int) -> torch.device:
             raise SystemExit(f"--ngpu {ngpu} but torch sees no CUDA device (torch {torch.__version__})")
         return torch.device("cuda:0")
     return torch.device("cpu")
-
-
-def load_feats(scp: Path) -> dict:
-    """``uid -> [T', V]`` posteriors of a kaldiio scp, read into memory; a bad entry names the line."""
-    import kaldiio
-
-    from tasu.data import read_table_lines
-
-    out = {}
-    for line in read_table_lines(scp):
-        if not line.key:
-            continue
-        if line.key in out:
-            raise DataError(f"{scp}:{line.line}: utterance {line.key} appears twice")
-        try:
-            out[line.key] = kaldiio.load_mat(line.value)
-        except Exception as e:  # kaldiio raises many kinds (OSError, ValueError, struct.error...)
-            raise DataError(f"{scp}:{line.line}: cannot read the posteriors of {line.key} ({line.value}): {e}") from None
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         train_units = read_kv(args.train_units)
         dev_units = read_kv(args.dev_units) if args.dev_units else {}
         paired_text = DataDir.load(args.paired_data, require=("text",)).text if args.paired_data else {}
-        paired_feats = load_feats(args.paired_feats) if args.paired_feats else {}
+        paired_feats = read_posteriors(args.paired_feats) if args.paired_feats else {}
     except DataError as e:
         log.error("%s", e)
         return 1
