@@ -6,14 +6,15 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from tasu.sparse import SparseRows, sparse_layernorm_linear
+from tasu.sparse import SparseRows, UnitLinear, sparse_layernorm_linear
 
 
 class LinearSiLUProjector(nn.Module):
     """LayerNorm -> Linear -> SiLU -> Linear, applied to each posterior row.
 
     Takes dense ``[L, V]`` rows or :class:`~tasu.sparse.SparseRows` (same result; the first
-    layer is then computed from the few listed units, see :mod:`tasu.sparse`).
+    layer is then computed from the few listed units, see :mod:`tasu.sparse`). The first
+    Linear is a :class:`~tasu.sparse.UnitLinear` (unit-major weight) for that sparse path.
     """
 
     accepts_sparse = True
@@ -21,7 +22,7 @@ class LinearSiLUProjector(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 1024) -> None:
         super().__init__()
         self.in_dim, self.out_dim = in_dim, out_dim
-        self.net = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.SiLU(),
+        self.net = nn.Sequential(nn.LayerNorm(in_dim), UnitLinear(in_dim, hidden), nn.SiLU(),
                                  nn.Linear(hidden, out_dim))
 
     def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:

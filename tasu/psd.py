@@ -40,41 +40,50 @@ def ctc_greedy(log_probs: np.ndarray, blank_id: int) -> list[int]:
 
 
 def psd_compress_batch(log_probs, lengths, blank_id: int, threshold: float = 0.5) -> list[np.ndarray]:
-    """Batched PSD: ``[B, T, V]`` log-posteriors (numpy or torch) + valid lengths -> B arrays.
+    """Batched PSD: ``[B, T, V]`` log-posteriors (numpy or torch, any device) + valid lengths -> B arrays.
 
-    Same rule and result as :func:`psd_compress` on each ``log_probs[b, :lengths[b]]``,
-    computed for the whole batch at once (runs of all utterances are numbered globally and
-    averaged with one ``index_add``).
+    Same rule and result as :func:`psd_compress` on each ``log_probs[b, :lengths[b]]``
+    (computed in the input's float precision, float32 at least): one argmax over the batch
+    gives the runs, numbered over the whole batch (a new run at each utterance start); only
+    frames whose argmax is not blank are normalised and tested against the threshold, and
+    the kept frames of each run are averaged with one ``index_add``.
     """
     import torch
 
-    x = torch.as_tensor(log_probs).to(torch.float64)
+    x = torch.as_tensor(log_probs)
     if x.ndim != 3:
         raise ValueError(f"expected [B, T, V] posteriors, got shape {tuple(x.shape)}")
+    if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
     B, T, V = x.shape
     n = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
     if n.numel() != B or (n < 0).any() or (n > T).any():
         raise ValueError(f"lengths {n.tolist()} do not fit a batch of {B} x {T} frames")
-    probs = x.exp()
-    probs = probs / probs.sum(-1, keepdim=True)
-    arg = probs.argmax(-1)                                            # [B, T]
-    valid = torch.arange(T)[None, :] < n[:, None]
-    new = torch.ones(B, T, dtype=torch.bool)
-    new[:, 1:] = arg[:, 1:] != arg[:, :-1]
-    run = new.long().cumsum(1) - 1                                    # run index within its utterance
-    runs_per_utt = torch.where(valid, run + 1, 0).amax(1) if T else torch.zeros(B, dtype=torch.long)
-    offset = torch.cumsum(runs_per_utt, 0) - runs_per_utt
-    keep = valid & (probs[..., blank_id] <= threshold) & (arg != blank_id)
-    gid = (run + offset[:, None])[keep]
-    R = int(runs_per_utt.sum())
-    sums = torch.zeros(R, V, dtype=torch.float64).index_add_(0, gid, probs[keep])
-    counts = torch.zeros(R, dtype=torch.long).index_add_(0, gid, torch.ones_like(gid))
-    rows = (sums / counts.clamp(min=1)[:, None]).to(torch.float32).numpy()
-    out = []
-    for b in range(B):
-        lo, hi = int(offset[b]), int(offset[b] + runs_per_utt[b])
-        out.append(rows[lo:hi][counts[lo:hi].numpy() > 0])
-    return out
+    if B == 0:
+        return []
+    valid = torch.arange(T, device=x.device)[None, :] < n.to(x.device)[:, None]
+    at = valid.reshape(-1).nonzero().squeeze(1)                       # valid frames, utterances end to end
+    arg = x.max(-1).indices.reshape(-1)[at]                           # argmax of log-probs = of probs
+    N = arg.shape[0]
+    new = torch.ones(N, dtype=torch.bool, device=x.device)
+    new[1:] = arg[1:] != arg[:-1]
+    starts = (torch.cumsum(n, 0) - n)[n > 0].to(x.device)
+    new[starts] = True                                                # runs never cross utterances
+    run = torch.cumsum(new, 0) - 1                                    # global run index per frame
+    # only frames whose argmax is not blank can be kept: normalise just those (CTC output is
+    # mostly blank), then apply the blank-probability threshold
+    cand = (arg != blank_id).nonzero().squeeze(1)
+    probs = x.reshape(B * T, V).index_select(0, at[cand]).softmax(-1)
+    ok = (probs[:, blank_id] <= threshold).nonzero().squeeze(1)
+    probs, keep = probs.index_select(0, ok), cand[ok]
+    kept_runs, inverse, counts = torch.unique_consecutive(run[keep], return_inverse=True, return_counts=True)
+    sums = torch.zeros(len(kept_runs), V, dtype=probs.dtype, device=x.device).index_add_(
+        0, inverse, probs)
+    rows = (sums / counts[:, None].to(probs.dtype)).to(torch.float32).cpu().numpy()
+    utt_of_frame = torch.repeat_interleave(torch.arange(B, device=x.device), n.to(x.device))
+    run_utt = utt_of_frame[keep][torch.cumsum(counts, 0) - counts]    # utterance of each kept run
+    per_utt = torch.bincount(run_utt, minlength=B).cpu().numpy()
+    return np.split(rows, np.cumsum(per_utt)[:-1])
 
 
 def psd_compress_loop(log_probs: np.ndarray, blank_id: int, threshold: float = 0.5) -> np.ndarray:

@@ -72,27 +72,106 @@ class SparseRows:
                    torch.from_numpy((floor / total).astype(np.float32)), torch.from_numpy(mask), vocab_size)
 
 
-def sparse_layernorm_linear(x: SparseRows, norm: torch.nn.LayerNorm, linear: torch.nn.Linear) -> torch.Tensor:
-    """``linear(norm(x.dense()))`` without building the dense rows (differentiable)."""
+class UnitLinear(torch.nn.Module):
+    """``nn.Linear`` over unit posteriors, its weight stored unit-major: ``table [V, H]``.
+
+    Row ``u`` of ``table`` is what unit ``u`` adds to the output, so the sparse path gathers
+    a few contiguous rows per posterior row (a column gather from ``nn.Linear``'s ``[H, V]``
+    weight reads ``H`` scattered floats per unit and costs more than the rest of the layer).
+    Same initialisation and results as ``nn.Linear(V, H)``; :attr:`weight` is the ``[H, V]``
+    view. State dicts written with an ``nn.Linear`` here (``<prefix>weight``) still load.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        ref = torch.nn.Linear(in_features, out_features, bias=bias)  # nn.Linear's init, RNG draws included
+        self.table = torch.nn.Parameter(ref.weight.detach().t().contiguous())
+        self.bias = torch.nn.Parameter(ref.bias.detach().clone()) if bias else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The ``[H, V]`` view ``nn.Linear`` would hold."""
+        return self.table.t()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.table.t(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        old = state_dict.pop(prefix + "weight", None)   # an nn.Linear's [H, V] weight
+        if old is not None and prefix + "table" not in state_dict:
+            if tuple(old.shape) != (self.out_features, self.in_features):
+                raise ValueError(f"{prefix}weight has shape {tuple(old.shape)}, expected "
+                                 f"{(self.out_features, self.in_features)} (nn.Linear layout)")
+            state_dict[prefix + "table"] = old.t()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def upgrade_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` with each :class:`UnitLinear` of ``model`` in its ``table`` layout.
+
+    Weights saved when these layers were ``nn.Linear`` hold ``<prefix>weight [H, V]``; this
+    renames and transposes them, for callers that compare keys and shapes before
+    ``load_state_dict`` (which converts by itself).
+    """
+    out = dict(state)
+    for name, mod in model.named_modules():
+        if isinstance(mod, UnitLinear):
+            new, old = f"{name}.table", f"{name}.weight"
+            if new not in out and old in out and out[old].ndim == 2:
+                out[new] = out.pop(old).t()
+    return out
+
+
+def upgrade_optimizer_state(opt: torch.optim.Optimizer) -> int:
+    """Transpose per-parameter optimizer state (Adam moments) saved in ``nn.Linear`` layout
+    for a :class:`UnitLinear` table; returns how many tensors were transposed."""
+    n = 0
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.ndim == 2 and v.shape != p.shape and v.shape == p.shape[::-1]:
+                    opt.state[p][k] = v.t().contiguous()
+                    n += 1
+    return n
+
+
+def sparse_layernorm_linear(x: SparseRows, norm: torch.nn.LayerNorm, linear: "UnitLinear | torch.nn.Linear") -> torch.Tensor:
+    """``linear(norm(x.dense()))`` without building the dense rows (differentiable).
+
+    ``O(V H)`` once per call (two weighted sums of the rows of ``table``) plus ``O(k H)``
+    per row. With a plain ``nn.Linear`` the weight is read through its transpose (slower).
+    """
     V = x.vocab_size
     if norm.normalized_shape != (V,) or linear.in_features != V:
         raise ValueError(f"sparse rows over {V} units, but the layers expect {norm.normalized_shape} / {linear.in_features}")
-    W = linear.weight                                     # [H, V]
-    gamma = norm.weight if norm.weight is not None else W.new_ones(V)
-    beta = norm.bias if norm.bias is not None else W.new_zeros(V)
-    act = x.active.to(W.dtype)
-    f = x.floor.to(W.dtype)                               # [n]
+    T = linear.table if isinstance(linear, UnitLinear) else linear.weight.t()   # [V, H]
+    gamma = norm.weight if norm.weight is not None else T.new_ones(V)
+    beta = norm.bias if norm.bias is not None else T.new_zeros(V)
+    act = x.active.to(T.dtype)
+    f = x.floor.to(T.dtype)                               # [n]
     ok = x.ids >= 0
     ids = x.ids.clamp(min=0)
-    w = torch.where(ok, x.weights.to(W.dtype), 0.0)       # [n, k]
+    w = torch.where(ok, x.weights.to(T.dtype), 0.0)       # [n, k]
     a_id = act[ids]                                       # are the listed units active?
     n_act = act.sum()
     mean = (f * n_act + w.sum(1)) / V
     sq = f ** 2 * n_act + ((f[:, None] * a_id + w) ** 2 - (f[:, None] * a_id) ** 2).sum(1)
     inv_std = torch.rsqrt(sq / V - mean ** 2 + norm.eps)
-    # the only O(V H) work, once per call: W (gamma * a), W gamma, W beta in one pass over W
-    g_act, g_all, w_beta = (W @ torch.stack([gamma * act, gamma, beta], 1)).unbind(1)
-    cols = torch.nn.functional.embedding(ids, W.t()) * (w * gamma[ids])[..., None]  # [n, k, H]
-    wx = f[:, None] * g_act + cols.sum(1)                 # W (gamma * x)
-    out = (wx - mean[:, None] * g_all) * inv_std[:, None] + w_beta
-    return out + linear.bias if linear.bias is not None else out
+    # the only O(V H) work, once per call: gamma^T T and beta^T T in one pass over T; the
+    # active-unit sum (gamma * a)^T T from the first minus the few inactive rows
+    g_all, w_beta = (torch.stack([gamma, beta]) @ T).unbind(0)
+    inactive = torch.nonzero(~x.active).squeeze(1)
+    if inactive.numel() <= 64:
+        g_act = g_all - (gamma[inactive, None] * T[inactive]).sum(0)
+    else:
+        g_act = (gamma * act) @ T
+    # sum_j w_j gamma_id T[id] per row: one fused gather-scale-sum over contiguous rows of T
+    wx = torch.addr(torch.nn.functional.embedding_bag(ids, T, mode="sum", per_sample_weights=w * gamma[ids]),
+                    f, g_act)                             # T^T (gamma * x)
+    shift = w_beta + linear.bias if linear.bias is not None else w_beta
+    # (wx - mean g_all) inv_std + shift, in two fused [n, H] passes
+    return torch.addr(torch.addcmul(shift, wx, inv_std[:, None]), mean * inv_std, g_all, alpha=-1)

@@ -35,6 +35,7 @@ from tasu.llm import PromptTemplate, load_llm
 from tasu.model import SpeechLLM
 from tasu.projector import build_projector, fit_projector, spelling_targets
 from tasu.simulate import PosteriorSimulator
+from tasu.sparse import upgrade_optimizer_state, upgrade_state_dict
 from tasu.units import UnitInventory
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def load_trained_files(config: Path, units: Path, weights: Path, device: torch.d
     inventory = UnitInventory.from_file(units)
     model = build_model(cfg, inventory, device)
     state = torch.load(weights, map_location=device)
-    state = state.get("model", state)
+    state = upgrade_state_dict(state.get("model", state), model)
     missing = set(trainable_state(model)) - set(state)
     if missing:
         raise RuntimeError(f"{weights}: lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}")
@@ -341,6 +342,7 @@ class Trainer:
         path, ck = found
         self.model.load_state_dict(ck["model"], strict=False)
         self.opt.load_state_dict(ck["optimizer"])
+        upgrade_optimizer_state(self.opt)  # checkpoints written before the UnitLinear layout
         self.sched.load_state_dict(ck["scheduler"])
         self.step, self.history = ck["step"], ck["history"]
         self.bad_steps = ck.get("bad_steps", 0)
@@ -512,7 +514,7 @@ def load_init(model: SpeechLLM, source: str, inventory: UnitInventory) -> None:
 
     try:
         src = unpack(source)
-        state = read_weights(src.model_file)
+        state = upgrade_state_dict(read_weights(src.model_file), model)
     except ZooError as e:
         raise ValueError(f"init {source}: {e}") from None
     theirs = UnitInventory.from_file(src.units_file)

@@ -73,3 +73,32 @@ def test_speech_llm_loss_is_the_same_for_sparse_and_dense_batches():
     loss_d, n_d = m([x.dense() for x in sparse], answers)
     assert n_s == n_d == 9
     torch.testing.assert_close(loss_s, loss_d, atol=1e-5, rtol=1e-5)
+
+
+def test_unit_linear_equals_linear_and_loads_its_state_dict():
+    from tasu.sparse import UnitLinear, upgrade_optimizer_state, upgrade_state_dict
+
+    torch.manual_seed(0)
+    ref = torch.nn.Linear(7, 5)
+    torch.manual_seed(0)
+    lin = UnitLinear(7, 5)                       # same initial values as nn.Linear
+    torch.testing.assert_close(lin.weight, ref.weight, rtol=0, atol=0)
+    assert lin.table.shape == (7, 5) and lin.table.is_contiguous()
+    x = torch.randn(3, 7)
+    torch.testing.assert_close(lin(x), ref(x))
+    # weights saved from an nn.Linear (the layout before UnitLinear) load, transposed
+    with torch.no_grad():
+        ref.weight.mul_(2.0)
+    fresh = UnitLinear(7, 5)
+    fresh.load_state_dict(ref.state_dict())
+    torch.testing.assert_close(fresh(x), ref(x))
+    seq = torch.nn.Sequential(torch.nn.LayerNorm(7), UnitLinear(7, 5))
+    up = upgrade_state_dict({"0.weight": torch.ones(7), "1.weight": ref.weight, "1.bias": ref.bias}, seq)
+    assert set(up) == {"0.weight", "1.table", "1.bias"} and up["1.table"].shape == (7, 5)
+    with pytest.raises(ValueError, match=r"1.weight has shape \(4, 7\)"):
+        seq.load_state_dict({"0.weight": torch.ones(7), "0.bias": torch.zeros(7),
+                             "1.weight": torch.zeros(4, 7), "1.bias": torch.zeros(5)})
+    # Adam moments saved for the [H, V] weight are transposed to the table's layout
+    opt = torch.optim.Adam(fresh.parameters())
+    opt.state[fresh.table] = {"exp_avg": torch.zeros(5, 7), "exp_avg_sq": torch.zeros(5, 7), "step": torch.tensor(3.0)}
+    assert upgrade_optimizer_state(opt) == 2 and opt.state[fresh.table]["exp_avg"].shape == (7, 5)
