@@ -534,6 +534,35 @@ def _(tmp):
     return ex
 
 
+def _tiny_hf(tmp, **kw) -> Path:
+    pytest.importorskip("transformers")
+    from tiny_hf import tiny_ctc_dir
+
+    return tiny_ctc_dir(tmp / "hf_model", **kw)
+
+
+@case("hf-encoder-dir-missing")
+def _(tmp):
+    return Expect("make_units", ["--data", data_dir(tmp), "--out", tmp / "dump", "--encoder", f"hf:{tmp}/no_model"],
+                  1, [f"{tmp}/no_model: encoder model directory does not exist"])
+
+
+@case("hf-encoder-without-ctc-head")
+def _(tmp):
+    m = _tiny_hf(tmp, head=False)
+    ex = dump(tmp, data_dir(tmp), "--encoder", f"hf:{m}")
+    ex.says = [f"{m}: the model (Wav2Vec2Model) has no CTC head"]
+    return ex
+
+
+@case("hf-units-character-outside-vocabulary")
+def _(tmp):
+    m = _tiny_hf(tmp)
+    d = data_dir(tmp, text="u1 hello world\nu2 good bye\nu3 yes 2\n")
+    return Expect("make_units", ["--data", d, "--out", tmp / "dump", "--encoder", f"hf:{m}", "--oov", "fail"], 1,
+                  [f"{d / 'text'}:3: utterance u3: character '2' (U+0032) at position 5"])
+
+
 @case("config-missing-file")
 def _(tmp):
     d = data_dir(tmp)

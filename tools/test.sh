@@ -4,10 +4,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "${top}/tools/install.sh"
 cd "${top}"
-# ESPnet's unpacker and espnet_model_zoo, to test that our packed zips load there too; with
-# --no-deps, since their declared deps would replace the CPU torch
+# ESPnet2 (the espnet:<model> encoder's tests) and espnet_model_zoo (our packed zips must load
+# there too), with --no-deps, since their declared deps would replace the CPU torch
 python=${PYTHON:-python3}
-${python} -c "import espnet2.main_funcs.pack_funcs, espnet_model_zoo.downloader" 2>/dev/null || {
-    ${python} -m pip install --no-deps espnet espnet_model_zoo && ${python} -m pip install pandas filelock; } \
-    || echo "$0: espnet_model_zoo not installable; its compatibility test will be skipped"
+"${top}/tools/install.sh" --espnet >/dev/null \
+    || echo "$0: espnet2/espnet_model_zoo not installable; their tests will be skipped"
 exec ${python} -m pytest test -q "$@"

@@ -19,7 +19,7 @@ python=python3
 train_set=train       # text-only training data dir (needs `text`)
 valid_set=dev         # text-only validation data dir
 test_sets="test"      # data dirs to decode (need `wav.scp`; `text` to be scored)
-encoder=hama          # CTC encoder
+encoder=hama          # CTC encoder: hama, or hf:<dir or hub id> (a transformers *ForCTC model)
 train_config=conf/train.yaml
 paired_set=""         # stage 3: data dir of paired audio + text ("": no stage 3; decode the stage-2 model)
 finetune_config=conf/finetune.yaml
@@ -29,7 +29,7 @@ decode_config=conf/decode.yaml
 train_args=""         # extra training options, e.g. "--override optim.max_steps=20"
 local_data_opts=""    # options passed to local/data.sh
 expdir=exp            # experiments root
-dumpdir=dump          # units, posteriors, lexicon
+dumpdir=""            # units, posteriors, lexicon (default: dump; dump_<encoder tag> for encoders other than hama)
 model_tag=""          # exp name (default: from the train config's file name)
 skip_bad_audio=false  # stage 1: stop on unreadable audio (false) or skip and count it (true)
 pack_dtype=float16    # stage 6: precision of the packed projector + LoRA weights
@@ -50,7 +50,11 @@ help_message="Usage: $0 [options]
 
 . utils/parse_options.sh
 
-[ -n "${model_tag}" ] || model_tag="tasu_$(basename "${train_config}" .yaml)_${encoder}"
+# hama -> hama, hf:/models/wav2vec2-base-960h/ -> hf_wav2vec2-base-960h (names of exp and dump dirs)
+encoder_tag=${encoder%%:*}
+[ "${encoder_tag}" = "${encoder}" ] || encoder_tag+="_$(basename "${encoder#*:}")"
+[ -n "${dumpdir}" ] || dumpdir=$([ "${encoder}" = hama ] && echo dump || echo "dump_${encoder_tag}")
+[ -n "${model_tag}" ] || model_tag="tasu_$(basename "${train_config}" .yaml)_${encoder_tag}"
 exp="${expdir}/${model_tag}"
 if [ -n "${task}" ]; then  # a task's answers go into decode_<set>_<task> unless tagged otherwise
     [ -n "${inference_tag}" ] || inference_tag=${task}
@@ -111,7 +115,7 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
         fi
         run_log "${exp}/logs/posteriors_${d}.log" ${python} -m tasu.bin.dump_posteriors \
             --encoder "${encoder}" --data "data/${d}" --out "${dumpdir}/${d}" --nj "${nj}" \
-            --config "${decode_config}" \
+            --config "${decode_config}" --ngpu "${ngpu}" \
             --skip_bad_audio "${skip_bad_audio}"
     done
     # G2P units of the test transcripts, to score the encoder's own unit error rate (stage 5);
@@ -136,7 +140,7 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
         run_log "${exp}/logs/train.log" ${launcher} tasu.bin.train --config "${train_config}" \
             --train_data "data/${train_set}" --train_units "${dumpdir}/${train_set}/units" \
             --dev_data "data/${valid_set}" --dev_units "${dumpdir}/${valid_set}/units" \
-            --lexicon "${dumpdir}/lexicon.txt" --expdir "${exp}" --ngpu "${ngpu}" ${train_args}
+            --lexicon "${dumpdir}/lexicon.txt" --encoder "${encoder}" --expdir "${exp}" --ngpu "${ngpu}" ${train_args}
     fi
 fi
 
@@ -156,7 +160,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
             --train_data "data/${train_set}" --train_units "${dumpdir}/${train_set}/units" \
             --dev_data "data/${valid_set}" --dev_units "${dumpdir}/${valid_set}/units" \
             --paired_data "data/${paired_set}" --paired_feats "${dumpdir}/${paired_set}/feats.scp" \
-            --lexicon "${dumpdir}/lexicon.txt" --expdir "${model_exp}" --ngpu "${ngpu}" \
+            --lexicon "${dumpdir}/lexicon.txt" --encoder "${encoder}" --expdir "${model_exp}" --ngpu "${ngpu}" \
             $([ "${init}" = none ] || echo --init "${init}") ${train_args}
     fi
 fi

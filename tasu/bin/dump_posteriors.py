@@ -9,6 +9,8 @@ Rules for bad input: unreadable/corrupt audio stops the run with the ``wav.scp``
 (``--skip_bad_audio true`` instead skips it); an utterance whose PSD output is empty is
 skipped. Every skip is listed with its reason in ``<out>/skipped`` and counted in the log;
 skipped utterances are scored as empty hypotheses later, never silently dropped.
+The encoder (``--encoder hama`` or ``hf:<dir>``) runs on ``--batch_size`` utterances at a time
+(``--ngpu 1``: on CUDA, for torch backends).
 """
 from __future__ import annotations
 
@@ -33,30 +35,26 @@ def _str2bool(v: str) -> bool:
 
 
 def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float, skip_bad: bool,
-         tag: str = "") -> tuple[list[str], list[tuple[str, int, int]]]:
-    """Dump posteriors of ``uids`` to ``out/feats{tag}.{ark,scp}``; returns (skipped, stats)."""
+         tag: str = "", batch_size: int = 1, device: str = "cpu") -> tuple[list[str], list[tuple[str, int, int]]]:
+    """Dump posteriors of ``uids`` to ``out/feats{tag}.{ark,scp}``; returns (skipped, stats).
+
+    The encoder runs on batches of ``batch_size`` utterances (of one sample rate each).
+    """
     import kaldiio
     from tqdm import tqdm
 
     from tasu.encoders import build_encoder
     from tasu.psd import ctc_greedy, psd_compress
 
-    enc = build_encoder(encoder)
+    enc = build_encoder(encoder, device=device)
     blank = enc.inventory.blank_id
     units = enc.inventory.units
     skipped, stats = [], []
     ark, scp = out / f"feats{tag}.ark", out / f"feats{tag}.scp"
     tmp_ark, tmp_scp = ark.with_suffix(".ark.tmp"), scp.with_suffix(".scp.tmp")
     with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-        for uid in tqdm(uids, desc=f"posteriors{tag}", unit="utt", mininterval=5, disable=None):
-            try:
-                wave, sr = load_audio(dd, uid)
-            except DataError as e:
-                if not skip_bad:
-                    raise
-                skipped.append(f"{uid} unreadable audio: {e}")
-                continue
-            lp = enc.log_posteriors(wave, sr)
+        for uid, lp in _encode(enc, dd, uids, batch_size, skip_bad, skipped,
+                               tqdm(total=len(uids), desc=f"posteriors{tag}", unit="utt", mininterval=5, disable=None)):
             post = psd_compress(lp, blank, threshold)
             stats.append((uid, lp.shape[0], post.shape[0], " ".join(units[i] for i in ctc_greedy(lp, blank))))
             if post.shape[0] == 0:
@@ -71,11 +69,38 @@ def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float
     return skipped, stats
 
 
+def _encode(enc, dd: DataDir, uids: list[str], batch_size: int, skip_bad: bool, skipped: list[str], bar):
+    """``(uid, [T, V] log-posteriors)`` in ``uids`` order, through the encoder's batch API."""
+    for start in range(0, len(uids), max(1, batch_size)):
+        batch = []
+        for uid in uids[start:start + max(1, batch_size)]:
+            bar.update(1)
+            try:
+                wave, sr = load_audio(dd, uid)
+            except DataError as e:
+                if not skip_bad:
+                    raise
+                skipped.append(f"{uid} unreadable audio: {e}")
+                continue
+            batch.append((uid, wave, sr))
+        out = {}
+        for rate in sorted({sr for _, _, sr in batch}):
+            part = [(uid, wave) for uid, wave, sr in batch if sr == rate]
+            lp, lengths = enc.log_posteriors_batch([w for _, w in part], rate)
+            out.update({uid: lp[b, : int(lengths[b])] for b, (uid, _) in enumerate(part)})
+        yield from ((uid, out[uid]) for uid, _, _ in batch)
+    bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="Kaldi data dir with wav.scp")
     ap.add_argument("--out", type=Path, required=True, help="output dump dir")
-    ap.add_argument("--encoder", default="hama")
+    ap.add_argument("--encoder", default="hama", help="CTC encoder: hama (default), hf:<dir or hub id>")
+    ap.add_argument("--batch_size", type=int, default=8,
+                    help="utterances per encoder call (hf models without an attention mask, e.g. wav2vec2-base, "
+                    "see zero padding: 1 gives their exact unbatched outputs)")
+    ap.add_argument("--ngpu", type=int, default=0, help="0: CPU; >0: run the encoder on CUDA (torch backends)")
     ap.add_argument("--config", type=Path, help="decoding YAML whose psd_threshold to use")
     ap.add_argument("--psd_threshold", type=float,
                     help="drop frames whose blank probability is above this (default: config, else 0.5)")
@@ -99,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s", e)
             return 1
     args.out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if args.ngpu > 0 else "cpu"
     uids = dd.utt_ids
     nj = max(1, min(args.nj, len(uids)))
     try:
         if nj == 1:
-            skipped, stats = dump(dd, uids, args.out, args.encoder, args.psd_threshold, args.skip_bad_audio)
+            skipped, stats = dump(dd, uids, args.out, args.encoder, args.psd_threshold, args.skip_bad_audio,
+                                  batch_size=args.batch_size, device=device)
             scps = [args.out / "feats.scp"]
         else:
             from concurrent.futures import ProcessPoolExecutor
@@ -111,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
             parts = [uids[i::nj] for i in range(nj)]
             with ProcessPoolExecutor(nj) as ex:
                 futs = [ex.submit(dump, dd, p, args.out, args.encoder, args.psd_threshold,
-                                  args.skip_bad_audio, f".{j + 1}") for j, p in enumerate(parts)]
+                                  args.skip_bad_audio, f".{j + 1}", args.batch_size, device)
+                        for j, p in enumerate(parts)]
                 res = [f.result() for f in futs]
             skipped = [s for r in res for s in r[0]]
             stats = [s for r in res for s in r[1]]
             scps = [args.out / f"feats.{j + 1}.scp" for j in range(nj)]
-    except DataError as e:
+    except (DataError, ValueError, ImportError) as e:  # bad audio; an encoder that cannot load (names its dir)
         log.error("%s", e)
         return 1
     lines = sorted(line for p in scps for line in p.read_text().splitlines())

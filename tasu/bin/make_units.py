@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Text -> encoder units for a data dir (stage 1): ``<out>/units`` (Kaldi table).
 
-Words go through the encoder's G2P once each and are memoised in a shared lexicon file.
-Rule for bad input: an utterance whose transcript is empty or yields no unit is skipped,
-listed in ``<out>/units.skipped`` with the reason, and counted in the log.
+hama: words go through the encoder's G2P once each and are memoised in a shared lexicon file.
+Other encoders (``hf:<dir>``) write text with their own tokenizer; ``--lexicon`` is not used.
+Rules for bad input: an utterance whose transcript is empty or yields no unit is skipped,
+listed in ``<out>/units.skipped`` with the reason, and counted in the log. A character the
+encoder's vocabulary cannot write follows ``--oov``: ``drop`` (default; counted per character
+in the log), ``map`` (to its accent-stripped form or the unk token; counted) or ``fail``
+(error naming the ``text`` line, the character and its position).
 """
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="Kaldi data dir with a `text` file")
     ap.add_argument("--out", type=Path, required=True, help="output dir (gets `units`, `units.skipped`)")
-    ap.add_argument("--lexicon", type=Path, required=True, help="word -> units cache, shared across sets")
-    ap.add_argument("--encoder", default="hama", help="CTC encoder whose units to produce (default: hama)")
+    ap.add_argument("--lexicon", type=Path, help="word -> units cache, shared across sets (hama; required there)")
+    ap.add_argument("--encoder", default="hama", help="CTC encoder whose units to produce: hama (default), hf:<dir>")
+    ap.add_argument("--oov", choices=("drop", "map", "fail"), default="drop",
+                    help="characters the encoder's vocabulary lacks (not hama): drop with a count, map, or fail")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
 
@@ -32,9 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         log.error("%s", e)
         return 1
-    from tasu.encoders import build_encoder
+    from tasu.encoders import build_encoder, parse_spec
 
-    enc = build_encoder(args.encoder, lexicon=args.lexicon)
+    try:
+        hama = parse_spec(args.encoder)[0] == "hama"
+    except ValueError as e:
+        ap.error(str(e))
+    if hama and args.lexicon is None:
+        ap.error(f"--lexicon is required for the {args.encoder} encoder")
+    try:
+        enc = build_encoder(args.encoder, lexicon=args.lexicon, oov=args.oov)
+    except (ValueError, ImportError) as e:  # the message names the encoder dir or spec
+        log.error("%s", e)
+        return 1
+    if not hama:
+        return encoder_units(enc, dd, args)
     try:
         g2p = enc.g2p  # reads the lexicon
     except UnicodeDecodeError as e:
@@ -60,6 +78,36 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(f"{uid} G2P yields no unit for: {text}")
         else:
             units[uid] = " ".join(u)
+    return write_units(units, skipped, args)
+
+
+def encoder_units(enc, dd: DataDir, args: argparse.Namespace) -> int:
+    """Units from the encoder's own text -> units (its tokenizer), by the ``--oov`` policy."""
+    if args.lexicon is not None:
+        log.info("%s: --lexicon %s is not used (the encoder's tokenizer writes the units)", args.encoder, args.lexicon)
+    units, skipped = {}, []
+    for uid, text in dd.text.items():
+        try:
+            u = enc.text_to_units(text)
+        except ValueError as e:  # oov=fail: the character and its position
+            log.error("%sutterance %s: %s", dd.where("text", uid), uid, e)
+            return 1
+        if not text.strip():
+            skipped.append(f"{uid} empty transcript")
+        elif not u:
+            skipped.append(f"{uid} the {args.encoder} vocabulary writes no unit of: {text}")
+        else:
+            units[uid] = " ".join(u)
+    counts = getattr(enc, "oov_counts", {})
+    if counts:
+        log.warning("%s: characters outside the %s vocabulary were %s (oov=%s): %s", args.data, args.encoder,
+                    "mapped" if args.oov == "map" else "dropped", args.oov,
+                    ", ".join(f"{c!r} x{n}" for c, n in sorted(counts.items())))
+    return write_units(units, skipped, args)
+
+
+def write_units(units: dict[str, str], skipped: list[str], args: argparse.Namespace) -> int:
+    """``<out>/units`` and ``<out>/units.skipped``; 1 when no utterance has units."""
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "units", "".join(f"{k} {v}\n" for k, v in units.items()))
     atomic_write_text(args.out / "units.skipped", "".join(s + "\n" for s in skipped))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -44,11 +45,18 @@ def setup_logging(logfile: Path, rank: int = 0) -> None:
 
 
 def device_from_ngpu(ngpu: int) -> torch.device:
-    """The device of a single-process CLI: ``cuda:0`` when ``ngpu`` > 0, else CPU."""
+    """The device of a single-process CLI: ``cuda:<LOCAL_RANK>`` (``cuda:0`` outside torchrun)
+    when ``ngpu`` > 0, else CPU; SystemExit with the reason when that GPU is not there."""
+    if ngpu < 0:
+        raise SystemExit(f"--ngpu must be >= 0, got {ngpu}")
     if ngpu > 0:
         if not torch.cuda.is_available():
-            raise SystemExit(f"--ngpu {ngpu} but torch sees no CUDA device (torch {torch.__version__})")
-        return torch.device("cuda:0")
+            raise SystemExit(f"--ngpu {ngpu} but torch sees no CUDA device (torch {torch.__version__}); "
+                             "use --ngpu 0 for the CPU")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise SystemExit(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA devices are visible")
+        return torch.device("cuda", local)
     return torch.device("cpu")
 
 
@@ -59,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train_units", type=Path, required=True, help="stage-1 `units` file of the train set")
     ap.add_argument("--dev_data", type=Path, help="data dir with `text`")
     ap.add_argument("--dev_units", type=Path, help="stage-1 `units` file of the dev set")
-    ap.add_argument("--lexicon", type=Path, help="lexicon with letters (for projector.init=spelling)")
+    ap.add_argument("--lexicon", type=Path, help="lexicon with letters (for projector.init=spelling; hama)")
+    ap.add_argument("--encoder", default="hama", help="CTC encoder whose units the unit files hold: hama "
+                    "(default), hf:<dir or hub id> (its inventory; not run)")
     ap.add_argument("--paired_data", type=Path, help="stage 3: data dir with the `text` of paired audio")
     ap.add_argument("--paired_feats", type=Path, help="stage 3: feats.scp of its PSD posteriors (stage 1)")
     ap.add_argument("--init", help="start from this model's trainable weights (exp dir, packed zip or dir); "
@@ -99,10 +109,9 @@ def main(argv: list[str] | None = None) -> int:
              tasu.__version__, torch.__version__, transformers.__version__, peft.__version__, device,
              torch.get_num_threads(), ctx.world_size, cfg.seed)
 
-    from tasu.encoders.hama import HamaEncoder
+    from tasu.encoders import build_encoder
     from tasu.train import Trainer, check_units, make_examples, make_paired_examples, prepare
     from tasu.simulate import PosteriorSimulator
-    from tasu.units import HamaG2P
 
     try:
         train_text = DataDir.load(args.train_data, require=("text",)).text
@@ -114,13 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         log.error("%s", e)
         return 1
-    enc = HamaEncoder()
+    try:
+        enc = build_encoder(args.encoder)
+    except (ValueError, ImportError) as e:  # names the encoder dir or spec
+        log.error("%s", e)
+        return 1
     inv = enc.inventory
     try:  # every input is checked before the LLM is loaded
         check_units(train_units, train_text, inv, args.train_units)
         if args.dev_units:
             check_units(dev_units, dev_text, inv, args.dev_units)
-        spellings = HamaG2P(inv, args.lexicon).spellings() if args.lexicon else None
+        spellings = enc.spellings(args.lexicon) or None
+        if cfg.projector.init == "spelling" and not cfg.init and not spellings:
+            raise ValueError(f"projector.init=spelling needs unit spellings, and encoder {args.encoder} has none "
+                             + ("(--lexicon with letters missing)" if args.encoder == "hama" else "(no letter units)")
+                             + "; use projector.init: random (--override projector.init=random)")
         task_answers = []  # multi-task: (task, its answers in the training data dir)
         if cfg.tasks:
             from tasu.tasks import load_tasks

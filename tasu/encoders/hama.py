@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tasu.encoders.base import CTCEncoder
+from tasu.encoders.base import resample as _resample
 from tasu.units import HamaG2P, UnitInventory
 
 
@@ -19,22 +20,6 @@ def _import_hama():
     except ImportError as e:  # pragma: no cover - exercised only without the package
         raise ImportError("the hama encoder needs the `hama` package: pip install hama") from e
     return hama
-
-
-def _resample(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
-    """Band-limited resampling when scipy is present, linear interpolation otherwise."""
-    if src == dst or wave.size == 0:
-        return wave
-    try:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(src, dst)
-        return resample_poly(wave, dst // g, src // g).astype(np.float32)
-    except ImportError:
-        t_dst = np.arange(int(round(len(wave) * dst / src))) * (src / dst)
-        return np.interp(t_dst, np.arange(len(wave)), wave).astype(np.float32)
 
 
 class HamaEncoder(CTCEncoder):
@@ -70,3 +55,7 @@ class HamaEncoder(CTCEncoder):
 
     def text_to_units(self, text: str) -> list[str]:
         return self.g2p.sentence_units(text)
+
+    def spellings(self, lexicon: Path | None = None) -> dict[str, dict[str, int]]:
+        """Unit spellings counted over a lexicon file with letters (``make_units``' lexicon)."""
+        return HamaG2P(self.inventory, lexicon).spellings() if lexicon else {}
