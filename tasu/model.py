@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 from tasu.llm import PromptTemplate
-from tasu.sparse import SparseRows
+from tasu.projector import project_batch
 
 IGNORE = -100
 
@@ -40,14 +40,9 @@ class SpeechLLM(nn.Module):
         return emb(torch.tensor(list(ids), dtype=torch.long, device=self.device))
 
     def project(self, feats: Sequence) -> list[torch.Tensor]:
-        """Projected rows per utterance, from one projector call over the whole batch."""
-        if not feats:
-            return []
-        if all(isinstance(f, SparseRows) for f in feats):
-            x = SparseRows.cat(list(feats)).to(self.device)
-        else:
-            x = torch.cat([f.dense() if isinstance(f, SparseRows) else f for f in feats]).to(self.device)
-        return list(self.projector(x).split([f.shape[0] for f in feats]))
+        """Projected rows ``[L'_b, D]`` per utterance, from one projector call over the whole batch
+        (``L'_b = L_b`` for per-row projectors; see :func:`tasu.projector.project_batch`)."""
+        return project_batch(self.projector, feats, self.device)
 
     def _templates(self, n: int, templates: Sequence[PromptTemplate] | None) -> list[PromptTemplate]:
         """One template per example: ``templates``, or the model's own for all when None."""
@@ -63,17 +58,18 @@ class SpeechLLM(nn.Module):
         """Build ``(inputs_embeds [B,T,D], attention_mask [B,T], labels [B,T])``.
 
         ``labels`` hold the answer token ids at the answer positions and ``-100``
-        elsewhere (prompt, speech, padding), so the loss covers the answer only.
+        elsewhere (prompt, speech, padding), so the loss covers the answer only. The speech
+        takes as many positions as the projector writes (fewer than rows for sequence projectors).
         ``templates``: one prompt per example (e.g. per task); None: the model's own.
         """
         embedded: dict[PromptTemplate, tuple[torch.Tensor, torch.Tensor]] = {}
         rows, labels = [], []
-        for i, (f, sp, tpl) in enumerate(zip(feats, self.project(feats), self._templates(len(feats), templates))):
+        for i, (sp, tpl) in enumerate(zip(self.project(feats), self._templates(len(feats), templates))):
             if tpl not in embedded:
                 embedded[tpl] = self._embed_ids(tpl.prefix), self._embed_ids(tpl.suffix)
             pre, suf = embedded[tpl]
             parts = [pre, sp.to(pre.dtype), suf]
-            lab = [IGNORE] * (len(tpl.prefix) + f.shape[0] + len(tpl.suffix))
+            lab = [IGNORE] * (len(tpl.prefix) + sp.shape[0] + len(tpl.suffix))
             if answers is not None:
                 parts.append(self._embed_ids(answers[i]))
                 lab += list(answers[i])
@@ -103,10 +99,11 @@ class SpeechLLM(nn.Module):
         """
         with self._autocast():
             x, mask, y = self.assemble(feats, answers, templates=templates)
-            h = self.base.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
+            # the decoder stack and LM head of any *ForCausalLM (Llama ``model``, GPT-2 ``transformer``...)
+            h = self.base.base_model(inputs_embeds=x, attention_mask=mask).last_hidden_state
             tgt = y[:, 1:]
             sel = tgt != IGNORE
-            logits = self.base.lm_head(h[:, :-1][sel])
+            logits = self.base.get_output_embeddings()(h[:, :-1][sel])
         loss = nn.functional.cross_entropy(logits.float(), tgt[sel])
         return loss, int(sel.sum())
 

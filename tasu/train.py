@@ -31,9 +31,9 @@ import torch
 
 from tasu.config import TrainConfig, save_config
 from tasu.dist import DistContext
-from tasu.llm import PromptTemplate, load_llm
+from tasu.llm import PromptTemplate, load_llm, set_template_mode, torch_dtype
 from tasu.model import SpeechLLM
-from tasu.projector import build_projector, fit_projector, spelling_targets
+from tasu.projector import build_projector, fit_projector, projector_options, spelling_targets
 from tasu.simulate import PosteriorSimulator
 from tasu.sparse import upgrade_optimizer_state, upgrade_state_dict
 from tasu.units import UnitInventory
@@ -168,23 +168,39 @@ def atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def llm_dtypes(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, torch.dtype]:
+    """``(autocast dtype or None, dtype of the frozen LLM weights)`` from ``amp`` and ``llm_dtype``.
+
+    ``llm_dtype: auto`` keeps the frozen weights in bf16 under ``amp: bf16`` (no per-step casts)
+    and in float32 otherwise. float16 weights need a GPU and no bf16 autocast.
+    """
+    if cfg.amp not in ("bf16", "none"):
+        raise ValueError(f"amp must be bf16 or none, got {cfg.amp!r}")
+    amp = torch.bfloat16 if cfg.amp == "bf16" else None
+    if cfg.llm_dtype == "auto":
+        return amp, torch.bfloat16 if amp is not None else torch.float32
+    weights = torch_dtype(cfg.llm_dtype)
+    if weights == torch.float16 and device.type == "cpu":
+        raise ValueError("llm_dtype: float16 needs a GPU (--ngpu 1): CPU half-precision kernels are slow or "
+                         "missing; on the CPU use bfloat16 or float32")
+    if weights == torch.float16 and amp is not None:
+        raise ValueError("llm_dtype: float16 with amp: bf16 mixes two 16-bit types; use amp: none "
+                         "(the LLM computes in float16) or llm_dtype: bfloat16")
+    return amp, weights
+
+
 def build_model(cfg: TrainConfig, inventory: UnitInventory, device: torch.device) -> SpeechLLM:
     """LLM (+ LoRA) and a freshly initialised projector, assembled into a SpeechLLM."""
     if cfg.finetune not in ("lora", "full", "none"):
         raise ValueError(f"finetune must be lora, full or none, got {cfg.finetune!r}")
-    llm, tok = load_llm(cfg.llm, cfg.lora if cfg.finetune == "lora" else None)
-    if cfg.finetune == "full":
-        for p in llm.parameters():
-            p.requires_grad_(True)
-    dim = llm.get_input_embeddings().weight.shape[1]
-    proj = build_projector(cfg.projector.kind, inventory.size, dim, hidden=cfg.projector.hidden)
-    template = PromptTemplate.build(tok, cfg.task_prompt, cfg.system_prompt)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else template.eos_id
-    amp = torch.bfloat16 if cfg.amp == "bf16" else None
-    if amp is not None:  # frozen weights stored in bf16: no per-step casts under autocast
-        for p in llm.parameters():
-            if not p.requires_grad:
-                p.data = p.data.to(amp)
+    amp, weights = llm_dtypes(cfg, device)
+    llm, tok = load_llm(cfg.llm, cfg.lora if cfg.finetune == "lora" else None, weights, full=cfg.finetune == "full")
+    set_template_mode(tok, cfg.template, cfg.llm)  # plain: task prompts are plain too
+    emb = llm.get_input_embeddings().weight  # the projector writes vectors of its size; some kinds read it
+    proj = build_projector(cfg.projector.kind, inventory.size, emb.shape[1], embedding=emb,
+                           **projector_options(cfg.projector, inventory.units, tok))
+    template = PromptTemplate.build(tok, cfg.task_prompt, cfg.system_prompt, mode=cfg.template)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else template.eos_id  # GPT-2 style: no pad token
     model = SpeechLLM(llm, proj, template, pad, amp).to(device)
     model.tokenizer = tok
     return model
@@ -209,6 +225,7 @@ def load_trained_files(config: Path, units: Path, weights: Path, device: torch.d
     model = build_model(cfg, inventory, device)
     state = torch.load(weights, map_location=device)
     state = upgrade_state_dict(state.get("model", state), model)
+    check_weights_fit(model, state, str(weights), cfg.llm)
     missing = set(trainable_state(model)) - set(state)
     if missing:
         raise RuntimeError(f"{weights}: lacks {len(missing)} trainable tensors, e.g. {sorted(missing)[0]}")
@@ -504,7 +521,24 @@ class Trainer:
                  self.bad_steps, self.expdir / "model.pt")
 
 
-def load_init(model: SpeechLLM, source: str, inventory: UnitInventory) -> None:
+def check_weights_fit(model: SpeechLLM, state: dict[str, torch.Tensor], where: str, llm: str) -> None:
+    """Trained weights whose projector output size is not the LLM's embedding size (weights of a
+    model built on another LLM) are an error saying so, before ``load_state_dict`` fails obscurely."""
+    dim = model.base.get_input_embeddings().weight.shape[1]
+    for k, p in sorted(model.named_parameters(), key=lambda kv: not kv[0].startswith("projector.")):
+        theirs = state.get(k)
+        if not p.requires_grad or not isinstance(theirs, torch.Tensor) or theirs.shape == p.shape:
+            continue
+        if theirs.dim() == p.dim():
+            sizes = {int(b) for a, b in zip(p.shape, theirs.shape) if a == dim and b != dim}
+            if sizes:
+                kind = "projector output" if k.startswith("projector.") else "LoRA adapter"
+                raise ValueError(f"{where}: {kind} size {sizes.pop()} does not match the embedding size {dim} "
+                                 f"of the LLM {llm!r} ({k}: {tuple(theirs.shape)}, this model {tuple(p.shape)}); "
+                                 "the weights were trained with another LLM: set llm: to that one")
+
+
+def load_init(model: SpeechLLM, source: str, inventory: UnitInventory, llm: str = "") -> None:
     """Start from another model's trainable weights (an exp dir, a packed zip or dir).
 
     Its unit inventory must be this one, and it must hold every trainable tensor of
@@ -521,6 +555,7 @@ def load_init(model: SpeechLLM, source: str, inventory: UnitInventory) -> None:
     if theirs.units != inventory.units:
         raise ValueError(f"init {source}: its unit inventory ({src.units_file}, {theirs.size} units) "
                          f"differs from this encoder's ({inventory.size} units)")
+    check_weights_fit(model, state, f"init {src.model_file}", llm)
     mine = trainable_state(model)
     missing = sorted(set(mine) - set(state))
     if missing:
@@ -541,7 +576,7 @@ def prepare(cfg: TrainConfig, inventory: UnitInventory, spellings: dict[str, dic
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, inventory, device)
     if cfg.init:
-        load_init(model, cfg.init, inventory)
+        load_init(model, cfg.init, inventory, cfg.llm)
     elif cfg.projector.init == "spelling":
         if not spellings:
             raise ValueError("projector.init=spelling needs unit spellings (a lexicon with letters)")

@@ -83,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     device = device_from_ngpu(args.ngpu)
-    model, cfg, inv = load_trained(args.expdir, device, args.checkpoint)
+    try:  # the LLM the config names: a missing path, an unknown hub id, weights of another LLM
+        model, cfg, inv = load_trained(args.expdir, device, args.checkpoint)
+    except (ValueError, OSError, RuntimeError) as e:
+        log.error("%s", e)
+        return 1
     constraint = None
     if vocab:
         try:
