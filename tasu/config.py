@@ -43,6 +43,9 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    # CTC encoder spec (tasu.encoders.build_encoder: hama, hf:<dir or hub id>, espnet:<zip or dir>,
+    # sensevoice:<dir>) whose units the projector reads; inference (tasu-infer) runs this one
+    encoder: str = "hama"
     llm: str = "smollm2-135m-instruct"  # HF dir, hub id (owner/name), .gguf file, or a wheel name
     finetune: str = "lora"        # "lora" (adapters), "full" (every LLM weight) or "none" (frozen)
     lora: LoraConfig = field(default_factory=LoraConfig)

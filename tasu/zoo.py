@@ -92,8 +92,18 @@ def llm_reference(name: str) -> dict[str, Any]:
     return {"name": name}
 
 
+#: encoder kind -> the package that runs it (for the packed model's references)
+ENCODER_PACKAGES = {"hama": "hama", "hf": "transformers", "espnet": "espnet", "sensevoice": "funasr"}
+
+
 def encoder_reference(encoder: str = "hama") -> dict[str, Any]:
-    return {"name": encoder, "install": f"pip install {encoder}", "package": encoder, "version": _version(encoder)}
+    """What runs ``encoder`` (a :func:`tasu.encoders.build_encoder` spec): not stored, referenced."""
+    kind, _, arg = encoder.partition(":")
+    package = ENCODER_PACKAGES.get(kind, kind)
+    ref = {"name": encoder, "install": f"pip install {package}", "package": package, "version": _version(package)}
+    if arg:
+        ref["model"] = arg  # a dir on the packing machine or a hub id: get the same model there
+    return ref
 
 
 def read_weights(model_file: str | os.PathLike[str]) -> dict[str, Any]:
@@ -166,7 +176,7 @@ def _small_state(model_file: Path, dtype: str) -> bytes:
 
 def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
          decode_config: str | os.PathLike[str] | None = None, extra: Iterable[str | os.PathLike[str]] = (),
-         include_llm: bool = False, dtype: str = "float32", encoder: str = "hama") -> Path:
+         include_llm: bool = False, dtype: str = "float32", encoder: str | None = None) -> Path:
     """Pack a finished training dir into ``outpath`` (a ``.zip``), atomically.
 
     ``extra`` files (RESULTS.md, a README...) go under ``exp/<tag>/``. With ``include_llm``
@@ -186,6 +196,7 @@ def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
     prefix = PurePosixPath("exp") / expdir.name
     cfg = yaml.safe_load((expdir / "config.yaml").read_text())
     members: dict[str, bytes | Path] = {}
+    encoder = encoder or str(cfg.get("encoder") or "hama")  # configs written before the key: hama
     references = {"encoder": encoder_reference(encoder), "llm": llm_reference(str(cfg.get("llm", "")))}
     if include_llm:
         from tasu.llm import GGUF_WHEELS, _wheel_gguf

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 pytest.importorskip("transformers")
 from tasu.encoders import build_encoder  # noqa: E402
@@ -248,6 +249,18 @@ def test_train_a_few_steps(recipe, models, stage1_units, tmp_path):
     inv = UnitInventory.from_file(tmp_path / "exp" / "units.txt")  # decode/pack read it with the default roles
     assert inv.units == build_encoder(enc).inventory.units and inv.blank_id == 0 and inv.wb_id == 4
     assert (tmp_path / "exp" / "model.pt").is_file()
+    # the exp dir records the encoder: tasu-infer runs it on audio, pack references it
+    assert yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["encoder"] == enc
+    r = run("tasu.bin.infer", "--model", str(tmp_path / "exp"), str(recipe / "data"), "-o", str(tmp_path / "hyp"),
+            "--max_new_tokens", "3", "--psd_threshold", "0.99")
+    assert r.returncode == 0, r.stderr[-3000:]
+    hyp_ids = [line.split(maxsplit=1)[0] for line in (tmp_path / "hyp").read_text().splitlines()]
+    assert hyp_ids and set(hyp_ids) <= {"u0", "u1", "u2"}  # the tiny model's audio went through
+    from tasu.zoo import pack, unpack
+
+    meta = unpack(pack(tmp_path / "exp", tmp_path / "m.zip"), tmp_path / "unpacked").meta
+    assert meta["references"]["encoder"]["package"] == "transformers"
+    assert meta["references"]["encoder"]["model"] == str(models["wav2vec2"])
     # units of another encoder: an error naming the file, before the LLM is loaded
     r = train(f"hf:{models['hubert']}", tmp_path / "exp2")
     assert r.returncode == 1 and str(recipe / "dump" / "units") in r.stderr and "'T'" in r.stderr

@@ -110,3 +110,33 @@ def test_substituted_rows_are_unsure_and_keep_the_replaced_unit_as_runner_up():
     assert np.median(top) < 0.65 and (top >= 0.4 - 1e-6).all()
     second = np.argsort(-rows[sub], axis=1)[:, 1]
     assert abs((second == orig[sub]).mean() - 0.6) < 0.05
+
+
+def test_simulate_posteriors_cli_writes_clean_oracle_rows(tiny_units, tmp_path):
+    """``tasu.bin.simulate_posteriors`` with noise 0: one one-hot row per unit, in order."""
+    import subprocess
+    import sys
+
+    import kaldiio
+
+    from conftest import TOP
+    from tasu.encoders import build_encoder
+
+    inv = build_encoder("hama").inventory
+    inv.to_file(tmp_path / "units.txt")
+    r = subprocess.run([sys.executable, "-m", "tasu.bin.simulate_posteriors", "--units", str(tiny_units / "dump" / "units"),
+                        "--inventory", str(tmp_path / "units.txt"), "--config", str(TOP / "egs/mini_en/conf/train.yaml"),
+                        "--out", str(tmp_path / "oracle")], cwd=TOP, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    feats = dict(kaldiio.load_scp(str(tmp_path / "oracle" / "feats.scp")))
+    index = inv.index()
+    for line in (tiny_units / "dump" / "units").read_text().splitlines():
+        uid, *units = line.split()
+        assert feats[uid].shape == (len(units), inv.size)
+        assert feats[uid].max(1).min() == 1.0 and [inv.units[i] for i in feats[uid].argmax(1)] == units
+    # a unit outside the inventory: an error naming the file and line
+    (tmp_path / "bad").write_text("a1 ð ə <wb> XX\n")
+    r = subprocess.run([sys.executable, "-m", "tasu.bin.simulate_posteriors", "--units", str(tmp_path / "bad"),
+                        "--inventory", str(tmp_path / "units.txt"), "--config", str(TOP / "egs/mini_en/conf/train.yaml"),
+                        "--out", str(tmp_path / "o2")], cwd=TOP, capture_output=True, text=True)
+    assert r.returncode == 1 and f"{tmp_path / 'bad'}:1: unit 'XX'" in r.stderr

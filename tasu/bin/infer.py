@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tasu-infer", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="+", help="audio files, wav.scp files (*.scp) or Kaldi data dirs")
+    ap.add_argument("--encoder", help="CTC encoder spec (default: the one the model was trained with, "
+                    "`encoder:` in its config; hama for older models)")
     ap.add_argument("--model", help="packed zip, model dir, exp dir or hub id (default: the shipped model)")
     ap.add_argument("--task", default="asr", choices=TASKS, help="what to answer (default: asr)")
     ap.add_argument("--output", "-o", type=Path, help="write `<key> <answer>` lines here instead of stdout")
@@ -138,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     beams = args.num_beams or dcfg.num_beams
     max_new = args.max_new_tokens or dcfg.max_new_tokens
     threshold = dcfg.psd_threshold if args.psd_threshold is None else args.psd_threshold
-    encoder = build_encoder("hama")
+    try:
+        encoder = build_encoder(args.encoder or cfg.encoder, device=str(model.device))
+    except (ValueError, ImportError, OSError) as e:  # names the encoder spec, dir or missing package
+        log.error("%s", e)
+        return 2
     if encoder.inventory.units != inv.units:
         log.error("the model was trained on a unit inventory of %d units that differs from the encoder's (%d)",
                   inv.size, encoder.inventory.size)

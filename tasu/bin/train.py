@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dev_data", type=Path, help="data dir with `text`")
     ap.add_argument("--dev_units", type=Path, help="stage-1 `units` file of the dev set")
     ap.add_argument("--lexicon", type=Path, help="lexicon with letters (for projector.init=spelling; hama)")
-    ap.add_argument("--encoder", default="hama", help="CTC encoder whose units the unit files hold: hama "
+    ap.add_argument("--encoder", default=None, help="CTC encoder whose units the unit files hold: hama "
                     "(default), hf:<dir or hub id> (its inventory; not run)")
     ap.add_argument("--paired_data", type=Path, help="stage 3: data dir with the `text` of paired audio")
     ap.add_argument("--paired_feats", type=Path, help="stage 3: feats.scp of its PSD posteriors (stage 1)")
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides[k] = yaml.safe_load(v)
     if args.init:
         overrides["init"] = args.init
+    if args.encoder:
+        overrides["encoder"] = args.encoder
     if (args.paired_data is None) != (args.paired_feats is None):
         ap.error("--paired_data and --paired_feats go together")
     try:
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     try:
-        enc = build_encoder(args.encoder)
+        enc = build_encoder(cfg.encoder)
     except (ValueError, ImportError) as e:  # names the encoder dir or spec
         log.error("%s", e)
         return 1
@@ -135,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             check_units(dev_units, dev_text, inv, args.dev_units)
         spellings = enc.spellings(args.lexicon) or None
         if cfg.projector.init == "spelling" and not cfg.init and not spellings:
-            raise ValueError(f"projector.init=spelling needs unit spellings, and encoder {args.encoder} has none "
-                             + ("(--lexicon with letters missing)" if args.encoder == "hama" else "(no letter units)")
+            raise ValueError(f"projector.init=spelling needs unit spellings, and encoder {cfg.encoder} has none "
+                             + ("(--lexicon with letters missing)" if cfg.encoder == "hama" else "(no letter units)")
                              + "; use projector.init: random (--override projector.init=random)")
         task_answers = []  # multi-task: (task, its answers in the training data dir)
         if cfg.tasks:
