@@ -142,8 +142,11 @@ def upgrade_optimizer_state(opt: torch.optim.Optimizer) -> int:
 def sparse_layernorm_linear(x: SparseRows, norm: torch.nn.LayerNorm, linear: "UnitLinear | torch.nn.Linear") -> torch.Tensor:
     """``linear(norm(x.dense()))`` without building the dense rows (differentiable).
 
-    ``O(V H)`` once per call (two weighted sums of the rows of ``table``) plus ``O(k H)``
-    per row. With a plain ``nn.Linear`` the weight is read through its transpose (slower).
+    Forward: one pass over the weight ``T [V, H]`` (``gamma^T T``, ``beta^T T``) plus ``O(k H)``
+    per row. Backward (:class:`_SparseLayerNormLinear`): the weight gradient is a rank-3 outer
+    product plus the listed rows, written in one ``[V, H]`` pass; the LayerNorm gradients
+    take one more read of ``T``. Computed in float32 (autocast off). With a plain
+    ``nn.Linear`` the weight is read through its transpose (slower).
     """
     V = x.vocab_size
     if norm.normalized_shape != (V,) or linear.in_features != V:
@@ -151,27 +154,69 @@ def sparse_layernorm_linear(x: SparseRows, norm: torch.nn.LayerNorm, linear: "Un
     T = linear.table if isinstance(linear, UnitLinear) else linear.weight.t()   # [V, H]
     gamma = norm.weight if norm.weight is not None else T.new_ones(V)
     beta = norm.bias if norm.bias is not None else T.new_zeros(V)
-    act = x.active.to(T.dtype)
-    f = x.floor.to(T.dtype)                               # [n]
+    bias = linear.bias if linear.bias is not None else T.new_zeros(T.shape[1])
     ok = x.ids >= 0
-    ids = x.ids.clamp(min=0)
-    w = torch.where(ok, x.weights.to(T.dtype), 0.0)       # [n, k]
-    a_id = act[ids]                                       # are the listed units active?
-    n_act = act.sum()
-    mean = (f * n_act + w.sum(1)) / V
-    sq = f ** 2 * n_act + ((f[:, None] * a_id + w) ** 2 - (f[:, None] * a_id) ** 2).sum(1)
-    inv_std = torch.rsqrt(sq / V - mean ** 2 + norm.eps)
-    # the only O(V H) work, once per call: gamma^T T and beta^T T in one pass over T; the
-    # active-unit sum (gamma * a)^T T from the first minus the few inactive rows
-    g_all, w_beta = (torch.stack([gamma, beta]) @ T).unbind(0)
-    inactive = torch.nonzero(~x.active).squeeze(1)
-    if inactive.numel() <= 64:
-        g_act = g_all - (gamma[inactive, None] * T[inactive]).sum(0)
-    else:
-        g_act = (gamma * act) @ T
-    # sum_j w_j gamma_id T[id] per row: one fused gather-scale-sum over contiguous rows of T
-    wx = torch.addr(torch.nn.functional.embedding_bag(ids, T, mode="sum", per_sample_weights=w * gamma[ids]),
-                    f, g_act)                             # T^T (gamma * x)
-    shift = w_beta + linear.bias if linear.bias is not None else w_beta
-    # (wx - mean g_all) inv_std + shift, in two fused [n, H] passes
-    return torch.addr(torch.addcmul(shift, wx, inv_std[:, None]), mean * inv_std, g_all, alpha=-1)
+    w = torch.where(ok, x.weights, 0.0)
+    return _SparseLayerNormLinear.apply(T, gamma, beta, bias, x.ids.clamp(min=0), w, x.floor, x.active, norm.eps)
+
+
+class _SparseLayerNormLinear(torch.autograd.Function):
+    """``y_r = T^T LN(x_r) + b`` for ``x_r = f_r a + sum_j w_rj e_{id_rj}`` (see :func:`sparse_layernorm_linear`).
+
+    With ``s_r = 1 / std(x_r)`` and ``mu_r = mean(x_r)``:
+    ``y_r = s_r (f_r T^T(gamma a) + sum_j w_rj gamma_id T[id]) - mu_r s_r T^T gamma + T^T beta + b``.
+    With ``G = dL/dy`` and ``c = sum_r f_r s_r G_r``, ``m = sum_r mu_r s_r G_r``, ``g = sum_r G_r``:
+    ``dT = (gamma a) c^T - gamma m^T + beta g^T + sum_{r,j} w_rj gamma_id s_r e_id G_r^T``;
+    ``dgamma_v = a_v T[v].c - T[v].m + sum_{r,j: id=v} w_rj s_r T[v].G_r``; ``dbeta = T g``;
+    ``db = g``. ``x`` is data: it gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, T, gamma, beta, bias, ids, w, f, active, eps: float):
+        with torch.autocast(T.device.type, enabled=False):
+            T, gamma, beta, bias = T.float(), gamma.float(), beta.float(), bias.float()
+            V = T.shape[0]
+            act = active.to(T.dtype)
+            w, f = w.to(T.dtype), f.to(T.dtype)
+            a_id = act[ids]                                   # are the listed units active?
+            n_act = act.sum()
+            mean = (f * n_act + w.sum(1)) / V
+            sq = f ** 2 * n_act + ((f[:, None] * a_id + w) ** 2 - (f[:, None] * a_id) ** 2).sum(1)
+            inv_std = torch.rsqrt(sq / V - mean ** 2 + eps)
+            g_all, w_beta = (torch.stack([gamma, beta]) @ T).unbind(0)       # one pass over T
+            inactive = torch.nonzero(~active).squeeze(1)
+            if inactive.numel() <= 64:                        # (gamma * a)^T T from gamma^T T
+                g_act = g_all - (gamma[inactive, None] * T[inactive]).sum(0)
+            else:
+                g_act = (gamma * act) @ T
+            gw = w * gamma[ids]
+            wx = torch.addr(torch.nn.functional.embedding_bag(ids, T, mode="sum", per_sample_weights=gw),
+                            f, g_act)                         # T^T (gamma * x)
+            out = torch.addr(torch.addcmul(w_beta + bias, wx, inv_std[:, None]), mean * inv_std, g_all, alpha=-1)
+        ctx.save_for_backward(T, gamma, beta, ids, w, f, act, mean, inv_std)
+        return out
+
+    @staticmethod
+    def backward(ctx, G):
+        T, gamma, beta, ids, w, f, act, mean, inv_std = ctx.saved_tensors
+        need_T, need_gamma, need_beta, need_bias = ctx.needs_input_grad[:4]
+        dT = dgamma = dbeta = db = None
+        with torch.autocast(T.device.type, enabled=False):
+            G = G.float()
+            H = T.shape[1]
+            cmg = torch.stack([f * inv_std, mean * inv_std, torch.ones_like(f)]) @ G   # rows c, m, g: [3, H]
+            Gs = G * inv_std[:, None]                                                  # s_r G_r
+            flat = ids.reshape(-1)
+            if need_T:   # one [V, H] write: the rank-3 part, then the listed rows added in place
+                dT = torch.stack([gamma * act, -gamma, beta], 1) @ cmg
+                dT.index_add_(0, flat, ((w * gamma[ids])[..., None] * Gs[:, None, :]).reshape(-1, H))
+            if need_gamma or need_beta:  # one read of T
+                Tc, Tm, Tg = (T @ cmg.t()).unbind(1)
+                if need_gamma:
+                    per = (torch.nn.functional.embedding(ids, T) * Gs[:, None, :]).sum(-1) * w   # [n, k]
+                    dgamma = (act * Tc - Tm).index_add_(0, flat, per.reshape(-1))
+                if need_beta:
+                    dbeta = Tg
+            if need_bias:
+                db = cmg[2]
+        return dT, dgamma, dbeta, db, None, None, None, None, None

@@ -102,3 +102,17 @@ def test_unit_linear_equals_linear_and_loads_its_state_dict():
     opt = torch.optim.Adam(fresh.parameters())
     opt.state[fresh.table] = {"exp_avg": torch.zeros(5, 7), "exp_avg_sq": torch.zeros(5, 7), "step": torch.tensor(3.0)}
     assert upgrade_optimizer_state(opt) == 2 and opt.state[fresh.table]["exp_avg"].shape == (7, 5)
+
+
+def test_sparse_first_layer_with_plain_linear_and_no_affine_matches_dense():
+    """The nn.Linear layout (read through its transpose), no LayerNorm affine, no bias."""
+    torch.manual_seed(1)
+    norm, lin = torch.nn.LayerNorm(V, elementwise_affine=False), torch.nn.Linear(V, 16, bias=False)
+    rng = np.random.default_rng(5)
+    x = simulator(competitors=1)(list(rng.choice(np.arange(5, 250), size=12)), rng, sparse=True)
+    ref = lin(norm(x.dense()))
+    out = sparse_layernorm_linear(x, norm, lin)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    g_ref, = torch.autograd.grad((ref * torch.arange(16.0)).sum(), [lin.weight])
+    g_out, = torch.autograd.grad((out * torch.arange(16.0)).sum(), [lin.weight])
+    torch.testing.assert_close(g_out, g_ref, atol=1e-4, rtol=1e-4)
