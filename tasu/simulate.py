@@ -16,6 +16,13 @@ share of that smoothing mass, so the LLM can learn to read the runner-up. Substi
 from the same phonetic class with probability ``same_class``; ``classes`` picks the classes:
 ``vowel`` (vowels / consonants) or ``manner`` (vowels, stops, fricatives and affricates,
 nasals, approximants).
+
+``confusions`` (a table estimated by ``tasu.bin.estimate_confusions`` from an encoder's best
+paths against the reference units of a few utterances) replaces those guesses by what the
+encoder really does: a substitute for unit ``u`` is drawn from the units the encoder wrote
+for ``u`` (with probability ``confusion_weight``, when ``u`` was seen substituted at least
+``confusion_min`` times), and inserted units from the units it inserted. The event rates stay
+those configured above.
 """
 from __future__ import annotations
 
@@ -75,6 +82,9 @@ class SimulationConfig:
     true_competitor: float = 0.0   # P(a substituted row keeps the replaced unit as runner-up)
     sub_smooth_min: float | None = None  # eps range of substituted rows (default: smooth_*)
     sub_smooth_max: float | None = None
+    confusions: str | None = None  # confusion table file (ref hyp count lines; <eps>: deletion/insertion)
+    confusion_weight: float = 1.0  # P(a substitute is drawn from the table, for units it covers)
+    confusion_min: int = 3         # substitutions of a unit needed before its table row is used
 
 
 class PosteriorSimulator:
@@ -94,8 +104,15 @@ class PosteriorSimulator:
         cls = [unit_class(units[i], cfg.classes) for i in self.active]
         self._class_of = {int(u): c for u, c in zip(self.active, cls) if c is not None}
         self._by_class = {c: self.active[np.array([x == c for x in cls])] for c in set(cls) if c is not None}
+        self._confused: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._inserted: tuple[np.ndarray, np.ndarray] | None = None
+        if cfg.confusions:
+            self._confused, self._inserted = read_confusions(cfg.confusions, units, wb_id, cfg.confusion_min)
 
     def _substitute(self, u: int, rng: np.random.Generator) -> int:
+        if u in self._confused and rng.random() < self.cfg.confusion_weight:
+            ids, p = self._confused[u]
+            return int(ids[np.searchsorted(p, rng.random(), side="right").clip(max=len(ids) - 1)])
         cls = self._class_of.get(u)
         pool = self._by_class[cls] if cls is not None and rng.random() < self.cfg.same_class else self.active
         pool = pool[pool != u]
@@ -126,7 +143,11 @@ class PosteriorSimulator:
                 out.append(u)
                 orig.append(was)
             if rng.random() < c.insert * s:
-                out.append(int(self.active[rng.integers(len(self.active))]))
+                if self._inserted is not None:
+                    ids_, p = self._inserted
+                    out.append(int(ids_[np.searchsorted(p, rng.random(), side="right").clip(max=len(ids_) - 1)]))
+                else:
+                    out.append(int(self.active[rng.integers(len(self.active))]))
                 orig.append(-1)
             if self.wb_id is not None and k + 1 < len(ids) and ids[k + 1] != self.wb_id \
                     and rng.random() < c.wb_insert * s:
@@ -183,3 +204,48 @@ class PosteriorSimulator:
         """Noised, smoothed rows for ``ids``: dense ``[L', V]``, or :class:`SparseRows`."""
         out, replaced = self.noisy(ids, rng)
         return self.sparse(out, rng, replaced) if sparse else self.rows(out, rng, replaced)
+
+
+EPS = "<eps>"
+
+
+def read_confusions(path: str, units: Sequence[str], wb_id: int | None, min_count: int = 3,
+                    ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], tuple[np.ndarray, np.ndarray] | None]:
+    """A confusion table (``ref hyp count`` lines, ``<eps>`` for none) -> sampling tables.
+
+    Returns, per reference unit id substituted at least ``min_count`` times, the units written
+    for it with their cumulative probabilities; and the same for inserted units (None if none).
+    ``<wb>`` and deletions are left to ``wb_drop``/``wb_insert``/``drop``. Unknown units are
+    an error naming the file and line.
+    """
+    index = {u: i for i, u in enumerate(units)}
+    subs: dict[int, dict[int, int]] = {}
+    ins: dict[int, int] = {}
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as e:
+        raise FileNotFoundError(f"{path}: cannot read the confusion table ({e.strerror})") from None
+    for n, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise ValueError(f"{path}:{n}: expected '<ref unit> <hyp unit> <count>', got {line!r}")
+        ref, hyp, cnt = parts[0], parts[1], int(parts[2])
+        for u in (ref, hyp):
+            if u != EPS and u not in index:
+                raise ValueError(f"{path}:{n}: unit {u!r} is not in the encoder's inventory")
+        if hyp == EPS or (wb_id is not None and index.get(hyp) == wb_id):
+            continue
+        if ref == EPS:
+            ins[index[hyp]] = ins.get(index[hyp], 0) + cnt
+        elif ref != hyp and index[ref] != wb_id:
+            subs.setdefault(index[ref], {})[index[hyp]] = subs.get(index[ref], {}).get(index[hyp], 0) + cnt
+
+    def table(counts: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.array(sorted(counts), dtype=np.int64)
+        c = np.array([counts[i] for i in ids], dtype=np.float64)
+        return ids, np.cumsum(c) / c.sum()
+
+    confused = {u: table(c) for u, c in subs.items() if sum(c.values()) >= min_count}
+    return confused, (table(ins) if ins else None)

@@ -1,5 +1,6 @@
 """Posterior simulation: the noise statistics match the configured rates."""
 import numpy as np
+import pytest
 
 from tasu.simulate import PosteriorSimulator, SimulationConfig
 
@@ -140,3 +141,36 @@ def test_simulate_posteriors_cli_writes_clean_oracle_rows(tiny_units, tmp_path):
                         "--inventory", str(tmp_path / "units.txt"), "--config", str(TOP / "egs/mini_en/conf/train.yaml"),
                         "--out", str(tmp_path / "o2")], cwd=TOP, capture_output=True, text=True)
     assert r.returncode == 1 and f"{tmp_path / 'bad'}:1: unit 'XX'" in r.stderr
+
+
+def test_confusion_table_drives_substitutes_and_insertions(tmp_path):
+    """Estimated from best paths (edit-distance alignment), then sampled by the simulator."""
+    import subprocess
+    import sys
+
+    from conftest import TOP
+    from tasu.simulate import read_confusions
+
+    (tmp_path / "ref").write_text("u1 a b c <wb> d\nu2 a b\n")
+    (tmp_path / "hyp").write_text("u1 a x c <wb> d e\nu2 x\n")
+    r = subprocess.run([sys.executable, "-m", "tasu.bin.estimate_confusions", "--ref", str(tmp_path / "ref"),
+                        "--hyp", str(tmp_path / "hyp"), "--out", str(tmp_path / "conf")],
+                       cwd=TOP, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = {tuple(line.split()[:2]): int(line.split()[2]) for line in (tmp_path / "conf").read_text().splitlines()
+            if not line.startswith("#")}
+    # u1: b -> x, e inserted; u2: one of a, b deleted and the other replaced by x
+    assert rows[("b", "x")] + rows.get(("a", "x"), 0) == 2 and rows[("<eps>", "e")] == 1
+    assert rows.get(("a", "<eps>"), 0) + rows.get(("b", "<eps>"), 0) == 1 and rows[("c", "c")] == 1
+
+    units = ["a", "b", "c", "d", "e", "x", "<wb>", "<blank>"]
+    confused, inserted = read_confusions(str(tmp_path / "conf"), units, 6, min_count=1)
+    assert set(confused) <= {0, 1} and 1 in confused and list(inserted[0]) == [4]
+    cfg = SimulationConfig(substitute=1.0, drop=0.0, repeat=0.0, insert=1.0, wb_drop=0.0,
+                           strength_min=1.0, strength_max=1.0, confusions=str(tmp_path / "conf"), confusion_min=1)
+    sim = PosteriorSimulator(8, range(6), units, 6, cfg)
+    out = sim.noisy_ids([1, 1, 1], np.random.default_rng(0))
+    assert out == [5, 4] * 3  # b always becomes x (its only confusion), every insertion is e
+    (tmp_path / "bad").write_text("a zz 3\n")
+    with pytest.raises(ValueError, match=r"bad:1: unit 'zz' is not in the encoder's inventory"):
+        read_confusions(str(tmp_path / "bad"), units, 6)

@@ -127,6 +127,13 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
         run_log "${exp}/logs/units_${d}.log" ${python} -m tasu.bin.make_units --encoder "${encoder}" \
             --data "data/${d}" --out "${dumpdir}/${d}" --lexicon "${dumpdir}/lexicon_eval.txt"
     done
+    # the encoder's unit confusions on the validation speech, when it is also a test set
+    # (for simulation.confusions; training on them uses those transcribed utterances)
+    d=${valid_set}
+    if [ -f "${dumpdir}/${d}/units" ] && [ -f "${dumpdir}/${d}/units_hyp" ]; then
+        run_log "${exp}/logs/confusions_${d}.log" ${python} -m tasu.bin.estimate_confusions \
+            --ref "${dumpdir}/${d}/units" --hyp "${dumpdir}/${d}/units_hyp" --out "${dumpdir}/${d}/confusions.txt"
+    fi
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
