@@ -5,7 +5,7 @@ Prints
 - training: sentences/s and effective GFLOP/s over ``--train_steps`` steps of the exp's
   config (FLOPs of one step counted by ``torch.utils.flop_counter``: forward + backward
   matmuls actually executed), on simulated posteriors of the given units file;
-- decoding: real-time factor of audio -> hama posteriors -> PSD -> LLM text on
+- decoding: real-time factor of audio -> the model's encoder -> PSD -> LLM text on
   ``--n_utts`` utterances of a data dir (processing seconds / audio seconds);
 - peak resident memory of the process.
 """
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tasu.data import DataDir, load_audio, read_kv
     from tasu.decode import decode_posteriors
-    from tasu.encoders.hama import HamaEncoder
+    from tasu.encoders import build_encoder
     from tasu.psd import psd_compress
     from tasu.simulate import PosteriorSimulator
     from tasu.train import length_batches, load_trained, make_examples
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     dd = DataDir.load(args.test_data)
     uids = dd.utt_ids[:args.n_utts]
-    enc = HamaEncoder()
+    enc = build_encoder(cfg.encoder)  # the encoder the model was trained with
     t0 = time.perf_counter()
     audio_s, items = 0.0, []
     for u in uids:

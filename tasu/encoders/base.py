@@ -69,3 +69,16 @@ class CTCEncoder(ABC):
     def spellings(self, lexicon: Path | None = None) -> dict[str, dict[str, int]]:
         """Letters that spell each unit, with counts (``projector.init: spelling``); empty: none known."""
         return {}
+
+
+class BatchCTCEncoder(CTCEncoder):
+    """A backend whose native call is batched (a torch model): it implements
+    :meth:`log_posteriors_batch`, and one utterance is a batch of one."""
+
+    @abstractmethod
+    def log_posteriors_batch(self, waves: Sequence[np.ndarray], sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """See :meth:`CTCEncoder.log_posteriors_batch`."""
+
+    def log_posteriors(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        lp, lengths = self.log_posteriors_batch([wave], sample_rate)
+        return lp[0, : int(lengths[0])]

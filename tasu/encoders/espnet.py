@@ -41,7 +41,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import yaml
 
-from tasu.encoders.base import CTCEncoder
+from tasu.encoders.base import BatchCTCEncoder
 from tasu.encoders.spm import SentencePieceUnits, check_oov_policy
 from tasu.units import UnitInventory
 
@@ -258,7 +258,7 @@ def _sample_rate(cfg: dict[str, Any]) -> int:
     return int(fs)
 
 
-class ESPnetEncoder(CTCEncoder):
+class ESPnetEncoder(BatchCTCEncoder):
     """An ESPnet2 ASR model's CTC branch as frame log-posteriors over its ``token_list``."""
 
     def __init__(self, path: str | os.PathLike[str], device: str = "cpu", oov: str = "fail",
@@ -322,9 +322,6 @@ class ESPnetEncoder(CTCEncoder):
             lp[b, t:] = 0.0  # padding frames are zeros (CTCEncoder.log_posteriors_batch)
         return lp, lens
 
-    def log_posteriors(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        lp, lens = self.log_posteriors_batch([wave], sample_rate)
-        return lp[0, :int(lens[0])]
 
     @property
     def tokenizer(self) -> SentencePieceUnits:

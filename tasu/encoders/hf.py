@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tasu.encoders.base import CTCEncoder, EncoderError, resample
+from tasu.encoders.base import BatchCTCEncoder, EncoderError, resample
 from tasu.units import UnitInventory
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _resolve_device(device: str):
     return dev
 
 
-class HFCTCEncoder(CTCEncoder):
+class HFCTCEncoder(BatchCTCEncoder):
     """A transformers ``*ForCTC`` model, its feature extractor and its (character) tokenizer."""
 
     def __init__(self, name: str, device: str = "cpu", oov: str = "fail") -> None:
@@ -219,9 +219,6 @@ class HFCTCEncoder(CTCEncoder):
         feats = self.feature_extractor(wave, sampling_rate=self.sample_rate, return_tensors="np")
         return np.asarray(feats["input_values"][0], dtype=np.float32)
 
-    def log_posteriors(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        lp, n = self.log_posteriors_batch([wave], sample_rate)
-        return lp[0, : int(n[0])]
 
     def log_posteriors_batch(self, waves: Sequence[np.ndarray], sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         """One forward pass over the zero-padded batch.

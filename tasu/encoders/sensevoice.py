@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tasu.encoders.base import CTCEncoder
+from tasu.encoders.base import BatchCTCEncoder
 from tasu.encoders.frontend import SENSEVOICE_FBANK, WavFrontend, read_am_mvn
 from tasu.encoders.spm import SentencePieceUnits, check_oov_policy
 from tasu.units import UnitInventory
@@ -51,7 +51,7 @@ def load_funasr_model(model_dir: Path, device: str = "cpu") -> Any:
     return model
 
 
-class SenseVoiceEncoder(CTCEncoder):
+class SenseVoiceEncoder(BatchCTCEncoder):
     """SenseVoiceSmall's CTC head as frame log-posteriors over its 25 055 BPE units.
 
     ``module`` replaces the FunASR-built network (any module with ``embed``, ``encoder(x, lens)``
@@ -141,9 +141,6 @@ class SenseVoiceEncoder(CTCEncoder):
             lp[b, t:] = 0.0  # padding frames are zeros (CTCEncoder.log_posteriors_batch)
         return lp, lens
 
-    def log_posteriors(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        lp, lens = self.log_posteriors_batch([wave], sample_rate)
-        return lp[0, :int(lens[0])]
 
     def text_to_units(self, text: str) -> list[str]:
         return self.tokenizer(text)
