@@ -201,7 +201,10 @@ class EmbeddingAttentionProjector(nn.Module):
     embeddings; the output is the mean over heads: a convex combination of LLM token
     embeddings, so it lies in the LLM's embedding space. Cost ``O(rows x vocab x D)`` per call.
     The table is a non-persistent buffer copied from the LLM at build time: never saved, never trained.
+    Takes :class:`~tasu.sparse.SparseRows` too (the query layer is then computed from the listed units).
     """
+
+    accepts_sparse = True
 
     def __init__(self, in_dim: int, out_dim: int, embedding: torch.Tensor, heads: int = 4) -> None:
         super().__init__()
@@ -209,11 +212,11 @@ class EmbeddingAttentionProjector(nn.Module):
         if out_dim % heads:
             raise ValueError(f"the LLM's embedding size {out_dim} is not a multiple of projector.heads={heads}")
         self.in_dim, self.out_dim, self.heads = in_dim, out_dim, heads
-        self.query = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, out_dim))
+        self.query = nn.Sequential(nn.LayerNorm(in_dim), UnitLinear(in_dim, out_dim))
         self.register_buffer("table", embedding.detach().float().clone(), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.query(x)
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        q = sparse_layernorm_linear(x, *self.query) if isinstance(x, SparseRows) else self.query(x)
         h, d = self.heads, self.out_dim // self.heads
         table = self.table.to(q.dtype)
         keys = table.view(table.shape[0], h, d)                                # [vocab, H, D / H]
@@ -236,8 +239,11 @@ class LegoProjector(nn.Module):
     (``projector.init: spelling``) fits it towards the embeddings of each unit's letters.
 
     ``gain [D]`` (trainable, ones at first) rescales the mixtures. The LLM's table is a
-    non-persistent buffer: never saved, never trained.
+    non-persistent buffer: never saved, never trained. :class:`~tasu.sparse.SparseRows` are
+    multiplied exactly from their listed units and floor, without dense rows.
     """
+
+    accepts_sparse = True
 
     def __init__(self, in_dim: int, out_dim: int, embedding: torch.Tensor, mapping: str = "lowrank",
                  token_ids: Sequence[int] | None = None, rank: int = 256) -> None:
@@ -283,8 +289,14 @@ class LegoProjector(nn.Module):
             return self.rows.index_put((self.unmapped,), self.extra.to(self.rows.dtype))
         return self.unit_map.softmax(1) @ (self.token_map.softmax(1) @ self.table)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x @ self.unit_embeddings().to(x.dtype)) * self.gain.to(x.dtype)
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        E = self.unit_embeddings()
+        if isinstance(x, SparseRows):  # p @ E = floor * (sum of the active units' rows) + sum_j w_j E[id_j]
+            w = torch.where(x.ids >= 0, x.weights, 0.0).to(E.dtype)
+            y = torch.addr(torch.nn.functional.embedding_bag(x.ids.clamp(min=0), E, mode="sum", per_sample_weights=w),
+                           x.floor.to(E.dtype), x.active.to(E.dtype) @ E)
+            return y * self.gain.to(y.dtype)
+        return (x @ E.to(x.dtype)) * self.gain.to(x.dtype)
 
 
 PROJECTORS: dict[str, type[nn.Module]] = {

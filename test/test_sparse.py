@@ -116,3 +116,24 @@ def test_sparse_first_layer_with_plain_linear_and_no_affine_matches_dense():
     g_ref, = torch.autograd.grad((ref * torch.arange(16.0)).sum(), [lin.weight])
     g_out, = torch.autograd.grad((out * torch.arange(16.0)).sum(), [lin.weight])
     torch.testing.assert_close(g_out, g_ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind,opts", [("cross_attention", {"heads": 2}), ("lego", {"mapping": "lowrank", "rank": 8}),
+                                       ("lego", {"mapping": "shared", "token_ids": list(range(V - 1)) + [-1]})])
+def test_embedding_projectors_take_sparse_rows(kind, opts):
+    """cross_attention and lego give the same output and gradients from SparseRows as from dense rows."""
+    from tasu.projector import build_projector
+
+    torch.manual_seed(0)
+    proj = build_projector(kind, V, 12, embedding=torch.randn(V + 20, 12), **opts)
+    assert proj.accepts_sparse
+    rng = np.random.default_rng(4)
+    x = simulator(competitors=2)(list(rng.choice(np.arange(5, 250), size=9)), rng, sparse=True)
+    ref, out = proj(x.dense()), proj(x)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    params = [p for p in proj.parameters() if p.requires_grad]
+    g_ref = torch.autograd.grad(ref.square().sum(), params, allow_unused=True)
+    g_out = torch.autograd.grad(out.square().sum(), params, allow_unused=True)
+    for a, b in zip(g_out, g_ref):
+        if b is not None:
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
