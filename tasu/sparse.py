@@ -110,6 +110,11 @@ class UnitLinear(torch.nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
+def _key(module: str, leaf: str) -> str:
+    """State-dict key of ``leaf`` in the submodule named ``module`` ("" is the root)."""
+    return f"{module}.{leaf}" if module else leaf
+
+
 def upgrade_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """``state`` with each :class:`UnitLinear` of ``model`` in its ``table`` layout.
 
@@ -120,20 +125,26 @@ def upgrade_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module) -
     out = dict(state)
     for name, mod in model.named_modules():
         if isinstance(mod, UnitLinear):
-            new, old = f"{name}.table", f"{name}.weight"
+            new, old = _key(name, "table"), _key(name, "weight")
             if new not in out and old in out and out[old].ndim == 2:
                 out[new] = out.pop(old).t()
     return out
 
 
-def upgrade_optimizer_state(opt: torch.optim.Optimizer) -> int:
-    """Transpose per-parameter optimizer state (Adam moments) saved in ``nn.Linear`` layout
-    for a :class:`UnitLinear` table; returns how many tensors were transposed."""
+def upgrade_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, torch.Tensor],
+                            model: torch.nn.Module) -> int:
+    """Transpose the optimizer state (Adam moments) of each :class:`UnitLinear` table whose
+    weights ``state`` holds in the old ``nn.Linear`` layout (``<prefix>weight``): a checkpoint
+    written before the change. Returns how many tensors were transposed."""
+    old = {id(m.table) for name, m in model.named_modules()
+           if isinstance(m, UnitLinear) and _key(name, "weight") in state and _key(name, "table") not in state}
     n = 0
     for group in opt.param_groups:
         for p in group["params"]:
+            if id(p) not in old:
+                continue
             for k, v in opt.state.get(p, {}).items():
-                if torch.is_tensor(v) and v.ndim == 2 and v.shape != p.shape and v.shape == p.shape[::-1]:
+                if torch.is_tensor(v) and v.ndim == 2 and v.shape == p.shape[::-1]:
                     opt.state[p][k] = v.t().contiguous()
                     n += 1
     return n

@@ -189,12 +189,27 @@ def llm_dtypes(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
     return amp, weights
 
 
+# config fields of LLMs whose forward changes the LM head's logits (SpeechLLM.forward, which
+# computes logits at the answer positions only, would train on other logits than they decode with)
+LOGIT_TRANSFORMS = {"final_logit_softcapping": None, "logit_scale": 1.0, "logits_scaling": 1.0}
+
+
+def check_plain_logits(config, name: str) -> None:
+    """An error for LLMs that soft-cap or scale their logits (Gemma-2/3, Cohere, Granite)."""
+    for key, neutral in LOGIT_TRANSFORMS.items():
+        value = getattr(config, key, neutral)
+        if value is not None and value != neutral:
+            raise ValueError(f"LLM {name!r}: its config sets {key}={value}, a change of the logits that "
+                             "tasu's training loss does not apply; this model family is not supported")
+
+
 def build_model(cfg: TrainConfig, inventory: UnitInventory, device: torch.device) -> SpeechLLM:
     """LLM (+ LoRA) and a freshly initialised projector, assembled into a SpeechLLM."""
     if cfg.finetune not in ("lora", "full", "none"):
         raise ValueError(f"finetune must be lora, full or none, got {cfg.finetune!r}")
     amp, weights = llm_dtypes(cfg, device)
     llm, tok = load_llm(cfg.llm, cfg.lora if cfg.finetune == "lora" else None, weights, full=cfg.finetune == "full")
+    check_plain_logits(llm.config, cfg.llm)
     set_template_mode(tok, cfg.template, cfg.llm)  # plain: task prompts are plain too
     emb = llm.get_input_embeddings().weight  # the projector writes vectors of its size; some kinds read it
     proj = build_projector(cfg.projector.kind, inventory.size, emb.shape[1], embedding=emb,
@@ -359,7 +374,7 @@ class Trainer:
         path, ck = found
         self.model.load_state_dict(ck["model"], strict=False)
         self.opt.load_state_dict(ck["optimizer"])
-        upgrade_optimizer_state(self.opt)  # checkpoints written before the UnitLinear layout
+        upgrade_optimizer_state(self.opt, ck["model"], self.model)  # checkpoints from before UnitLinear
         self.sched.load_state_dict(ck["scheduler"])
         self.step, self.history = ck["step"], ck["history"]
         self.bad_steps = ck.get("bad_steps", 0)

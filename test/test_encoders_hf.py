@@ -62,6 +62,16 @@ def test_batched_shapes_lengths_and_normalisation(enc):
         np.testing.assert_allclose(lp[b, : n[b]], one, atol=1e-4)  # batched == one by one
         np.testing.assert_allclose(np.exp(one).sum(1), 1.0, atol=1e-5)
         assert not lp[b, n[b]:].any()  # padding frames are zeros
+    # a model without an attention mask (group-norm wav2vec2-base) would see its batch
+    # neighbours' padding: it runs one by one, exactly equal to unbatched
+    enc._use_mask = False
+    try:
+        lp2, n2 = enc.log_posteriors_batch(ws, 16000)
+        assert n2.tolist() == n.tolist()
+        for b, w in enumerate(ws):
+            np.testing.assert_array_equal(lp2[b, : n2[b]], enc.log_posteriors(w, 16000))
+    finally:
+        enc._use_mask = True
     # another sample rate is resampled: about the same number of frames
     assert abs(enc.log_posteriors(ws[0][::2].copy(), 8000).shape[0] - n[0]) <= 1
 

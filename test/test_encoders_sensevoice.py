@@ -168,3 +168,18 @@ def test_build_encoder_spec(model_dir: Path, monkeypatch) -> None:
     assert parse_spec(f"sensevoice:{model_dir}") == ("sensevoice", str(model_dir))
     with pytest.raises(ValueError, match="sensevoice:<model dir>"):
         build_encoder("sensevoice")
+
+
+def test_missing_model_dirs_are_clear_errors_in_the_clis(tmp_path: Path) -> None:
+    """make_units with a sensevoice:/espnet: path that does not exist: exit 1, the path named, no traceback."""
+    import subprocess
+
+    top = Path(__file__).resolve().parents[1]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "text").write_text("u1 hello world\n")
+    for spec in (f"sensevoice:{tmp_path}/nothing", f"espnet:{tmp_path}/nothing.zip"):
+        r = subprocess.run([sys.executable, "-m", "tasu.bin.make_units", "--encoder", spec, "--data",
+                            str(tmp_path / "data"), "--out", str(tmp_path / "dump")],
+                           cwd=top, capture_output=True, text=True)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert f"{tmp_path}/nothing" in r.stderr

@@ -328,3 +328,15 @@ def test_train_cli_two_steps_on_a_tiny_llm(tiny_units, llm_dirs, tmp_path):
     assert (cfg["llm"], cfg["llm_dtype"], cfg["template"]) == (str(llm_dirs["llama"]), "bfloat16", "plain")
     assert "step 2 loss" in r.stderr
     shutil.rmtree(exp)
+
+
+def test_llms_that_change_their_logits_are_refused():
+    """Soft-capped or scaled logits (Gemma-2, Cohere, Granite) would train on other logits than decoded."""
+    from types import SimpleNamespace
+
+    from tasu.train import check_plain_logits
+
+    check_plain_logits(SimpleNamespace(logit_scale=1.0, final_logit_softcapping=None), "plain")
+    for key, value in (("final_logit_softcapping", 30.0), ("logit_scale", 0.0625), ("logits_scaling", 8.0)):
+        with pytest.raises(ValueError, match=f"its config sets {key}={value}"):
+            check_plain_logits(SimpleNamespace(**{key: value}), "m")

@@ -98,10 +98,14 @@ def test_unit_linear_equals_linear_and_loads_its_state_dict():
     with pytest.raises(ValueError, match=r"1.weight has shape \(4, 7\)"):
         seq.load_state_dict({"0.weight": torch.ones(7), "0.bias": torch.zeros(7),
                              "1.weight": torch.zeros(4, 7), "1.bias": torch.zeros(5)})
-    # Adam moments saved for the [H, V] weight are transposed to the table's layout
+    # Adam moments saved for the [H, V] weight are transposed to the table's layout, and only
+    # when the checkpoint's weights are in the old layout (a square table stays as it is)
     opt = torch.optim.Adam(fresh.parameters())
-    opt.state[fresh.table] = {"exp_avg": torch.zeros(5, 7), "exp_avg_sq": torch.zeros(5, 7), "step": torch.tensor(3.0)}
-    assert upgrade_optimizer_state(opt) == 2 and opt.state[fresh.table]["exp_avg"].shape == (7, 5)
+    moments = {"exp_avg": torch.zeros(5, 7), "exp_avg_sq": torch.zeros(5, 7), "step": torch.tensor(3.0)}
+    opt.state[fresh.table] = dict(moments)
+    assert upgrade_optimizer_state(opt, {"table": torch.zeros(7, 5)}, fresh) == 0
+    assert upgrade_optimizer_state(opt, ref.state_dict(), fresh) == 2
+    assert opt.state[fresh.table]["exp_avg"].shape == (7, 5)
 
 
 def test_sparse_first_layer_with_plain_linear_and_no_affine_matches_dense():

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             skipped = [s for r in res for s in r[0]]
             stats = [s for r in res for s in r[1]]
             scps = [args.out / f"feats.{j + 1}.scp" for j in range(nj)]
-    except (DataError, ValueError, ImportError) as e:  # bad audio; an encoder that cannot load (names its dir)
+    except (DataError, ValueError, ImportError, OSError, RuntimeError) as e:  # bad audio; an encoder that cannot load (names its dir)
         log.error("%s", e)
         return 1
     lines = sorted(line for p in scps for line in p.read_text().splitlines())

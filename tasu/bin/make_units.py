@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--lexicon is required for the {args.encoder} encoder")
     try:
         enc = build_encoder(args.encoder, lexicon=args.lexicon, oov=args.oov)
-    except (ValueError, ImportError) as e:  # the message names the encoder dir or spec
+    except (ValueError, ImportError, OSError, RuntimeError) as e:  # the message names the encoder dir or spec
         log.error("%s", e)
         return 1
     if not hama:

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         enc = build_encoder(cfg.encoder)
-    except (ValueError, ImportError) as e:  # names the encoder dir or spec
+    except (ValueError, ImportError, OSError, RuntimeError) as e:  # names the encoder dir or spec
         log.error("%s", e)
         return 1
     inv = enc.inventory

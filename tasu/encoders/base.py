@@ -30,6 +30,19 @@ def resample(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
         return np.interp(t_dst, np.arange(len(wave)), wave).astype(np.float32)
 
 
+def resolve_device(device: str):
+    """``device`` as a torch device; asking for CUDA without one is an :class:`EncoderError`."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EncoderError(f"device {device!r} asked for (--ngpu) but torch {torch.__version__} sees no CUDA "
+                           "device; use the CPU (--ngpu 0)")
+    if dev.type not in ("cpu", "cuda"):
+        raise EncoderError(f"device {device!r}: expected cpu or cuda[:N]")
+    return dev
+
+
 class CTCEncoder(ABC):
     """Audio -> frame log-posteriors ``[T, V]`` over :attr:`inventory`.
 

@@ -41,7 +41,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import yaml
 
-from tasu.encoders.base import BatchCTCEncoder
+from tasu.encoders.base import BatchCTCEncoder, resample, resolve_device
 from tasu.encoders.spm import SentencePieceUnits, check_oov_policy
 from tasu.units import UnitInventory
 
@@ -271,10 +271,10 @@ class ESPnetEncoder(BatchCTCEncoder):
         self.inventory = UnitInventory(token_list, blank, None)
         self.sample_rate = _sample_rate(self.config)
         self.token_type = self.config.get("token_type", "bpe")
-        self.oov_counts: dict[str, int] = {}
+        self._oov_units: dict[str, int] = {}   # pieces outside token_list
         self._spm: SentencePieceUnits | None = None
-        self.device = device
-        self.model = self._build(device)
+        self.device = resolve_device(device)
+        self.model = self._build(str(self.device))
 
     def _build(self, device: str) -> Any:
         task = import_asr_task()
@@ -300,14 +300,13 @@ class ESPnetEncoder(BatchCTCEncoder):
         """Mono waveforms in [-1, 1] -> ``([B, T, V]`` log-probabilities, ``[B]`` frame counts)."""
         import torch
 
-        from tasu.encoders.hama import _resample
 
         ws = []
         for i, w in enumerate(waves):
             w = np.asarray(w, dtype=np.float32)
             if w.ndim != 1:
                 raise ValueError(f"waveform {i}: expected mono audio, got shape {w.shape}")
-            ws.append(_resample(w, sample_rate, self.sample_rate))
+            ws.append(resample(w, sample_rate, self.sample_rate))
         n = np.array([len(w) for w in ws], dtype=np.int64)
         speech = np.zeros((len(ws), max(int(n.max(initial=0)), 1)), dtype=np.float32)
         for i, w in enumerate(ws):
@@ -333,6 +332,15 @@ class ESPnetEncoder(BatchCTCEncoder):
             self._spm = SentencePieceUnits(Path(bpe), self.oov, unk)
         return self._spm
 
+    @property
+    def oov_counts(self) -> dict[str, int]:
+        """What the OOV policy dropped or mapped: pieces outside ``token_list`` and characters
+        the sentencepiece model does not know (make_units logs them)."""
+        out = dict(self._oov_units)
+        for c, n in (self._spm.oov_counts.items() if self._spm is not None else ()):
+            out[c] = out.get(c, 0) + n
+        return out
+
     def text_to_units(self, text: str) -> list[str]:
         if self.token_type == "bpe":
             pieces = self.tokenizer(text)  # unknown characters: counted in tokenizer.oov_counts
@@ -352,7 +360,7 @@ class ESPnetEncoder(BatchCTCEncoder):
             if p in known:
                 out.append(p)
                 continue
-            self.oov_counts[p] = self.oov_counts.get(p, 0) + 1
+            self._oov_units[p] = self._oov_units.get(p, 0) + 1
             if self.oov == "fail":
                 where = f"character {i}" if self.token_type == "char" else f"piece {i}"
                 raise ValueError(f"{self.files.config}: token_list has no unit for {p!r} "

@@ -6,7 +6,7 @@ FunASR/SenseVoice use): frames of ``frame_length_ms`` every ``frame_shift_ms`` w
 Kaldi's default, SenseVoice uses ``hamming``), zero padding to a power of two, power
 spectrum, triangular mel filters on Kaldi's mel scale ``1127 ln(1 + f/700)`` and
 ``log(max(x, FLT_EPSILON))``. Dither is 0 (deterministic). :func:`apply_lfr` and
-:func:`read_am_mvn` / :func:`apply_cmvn` are FunASR's LFR and ``am.mvn`` CMVN.
+:func:`read_am_mvn` / :class:`CMVN` are FunASR's LFR and ``am.mvn`` CMVN.
 
 No torchaudio: its registry build breaks ``import transformers`` beside CPU torch.
 """
@@ -125,7 +125,7 @@ def _frames(wave: np.ndarray, cfg: FbankConfig) -> np.ndarray:
 
 
 def fbank(wave: np.ndarray, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
-    """Mono waveform (Kaldi's scale: int16 range, see :func:`fbank_int16_scale`) -> ``[T, num_bins]``.
+    """Mono waveform (Kaldi's scale: the int16 range; FunASR multiplies [-1, 1] audio by 32768) -> ``[T, num_bins]``.
 
     ``[T, 1 + num_bins]`` with the log energy first when ``cfg.use_energy``.
     """
@@ -146,11 +146,6 @@ def fbank(wave: np.ndarray, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
     if cfg.use_energy:
         feats = np.concatenate([log_energy[:, None], feats], axis=1)
     return feats.astype(np.float32)
-
-
-def fbank_int16_scale(wave: np.ndarray, cfg: FbankConfig = SENSEVOICE_FBANK) -> np.ndarray:
-    """FunASR's convention: a waveform in [-1, 1] is scaled by 32768 before :func:`fbank`."""
-    return fbank(np.asarray(wave, dtype=np.float64) * 32768.0, cfg)
 
 
 def apply_lfr(feats: np.ndarray, m: int = 7, n: int = 6) -> np.ndarray:
@@ -187,9 +182,6 @@ class CMVN:
             raise ValueError(f"CMVN has dim {self.shift.shape[0]}, features have dim {feats.shape[-1]}")
         return ((feats + self.shift) * self.scale).astype(np.float32)
 
-
-def apply_cmvn(feats: np.ndarray, cmvn: CMVN) -> np.ndarray:
-    return cmvn(feats)
 
 _VEC_RE = re.compile(r"\[([^\]]*)\]")
 

@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tasu.encoders.base import BatchCTCEncoder, EncoderError, resample
+from tasu.encoders.base import BatchCTCEncoder, CTCEncoder, EncoderError, resample, resolve_device
 from tasu.units import UnitInventory
 
 log = logging.getLogger(__name__)
@@ -78,18 +78,6 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def _resolve_device(device: str):
-    import torch
-
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EncoderError(f"device {device!r} asked for (--ngpu) but torch {torch.__version__} sees no CUDA "
-                           "device; use the CPU (--ngpu 0)")
-    if dev.type not in ("cpu", "cuda"):
-        raise EncoderError(f"device {device!r}: expected cpu or cuda[:N]")
-    return dev
-
-
 class HFCTCEncoder(BatchCTCEncoder):
     """A transformers ``*ForCTC`` model, its feature extractor and its (character) tokenizer."""
 
@@ -99,7 +87,7 @@ class HFCTCEncoder(BatchCTCEncoder):
         transformers = _import_transformers()
         self.name, self.oov = name, oov
         self.oov_counts: Counter[str] = Counter()
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         src = self._source(name)
         with _quiet(transformers):
             self.model = self._load_model(transformers, src)
@@ -225,11 +213,14 @@ class HFCTCEncoder(BatchCTCEncoder):
 
         Each wave is normalised by the feature extractor on its own (as unbatched); the
         attention mask is passed when the feature extractor asks for one (layer-norm feature
-        encoders: batched == one by one). Models without it (group-norm wav2vec2-base) see
-        zero padding, the transformers convention, which changes their outputs slightly.
+        encoders: batched == one by one). Models without it (group-norm wav2vec2-base) would
+        see the zero padding in their normalisation statistics, so an utterance's posteriors
+        would depend on its batch neighbours: those run one utterance at a time.
         """
         import torch
 
+        if not self._use_mask and len(waves) > 1:
+            return CTCEncoder.log_posteriors_batch(self, waves, sample_rate)  # one by one, then zero-padded
         feats = [self._features(w, sample_rate) for w in waves]
         if not feats:
             return np.zeros((0, 0, self.inventory.size), np.float32), np.zeros(0, np.int64)

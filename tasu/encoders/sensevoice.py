@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tasu.encoders.base import BatchCTCEncoder
+from tasu.encoders.base import BatchCTCEncoder, resample, resolve_device
 from tasu.encoders.frontend import SENSEVOICE_FBANK, WavFrontend, read_am_mvn
 from tasu.encoders.spm import SentencePieceUnits, check_oov_policy
 from tasu.units import UnitInventory
@@ -78,9 +78,9 @@ class SenseVoiceEncoder(BatchCTCEncoder):
         if self.frontend.cmvn is not None and self.frontend.cmvn.shift.shape[0] != self.frontend.dim:
             raise ValueError(f"{self.model_dir / 'am.mvn'}: {self.frontend.cmvn.shift.shape[0]} values, "
                              f"the LFR features have {self.frontend.dim}")
-        self.model = module if module is not None else load_funasr_model(self.model_dir, device)
+        self.device = resolve_device(device)
+        self.model = module if module is not None else load_funasr_model(self.model_dir, str(self.device))
         self.model.eval()
-        self.device = device
         self.sample_rate = SENSEVOICE_FBANK.sample_rate
         self.query_ids = (LANGUAGES[language], 1, 2, TEXT_NORMS[text_norm])
         blank_id = int(getattr(self.model, "blank_id", 0))
@@ -115,14 +115,13 @@ class SenseVoiceEncoder(BatchCTCEncoder):
         """
         import torch
 
-        from tasu.encoders.hama import _resample
 
         feats = []
         for i, w in enumerate(waves):
             w = np.asarray(w, dtype=np.float32)
             if w.ndim != 1:
                 raise ValueError(f"waveform {i}: expected mono audio, got shape {w.shape}")
-            feats.append(self.features(_resample(w, sample_rate, self.sample_rate)))
+            feats.append(self.features(resample(w, sample_rate, self.sample_rate)))
         n = np.array([len(f) for f in feats], dtype=np.int64)
         x = np.zeros((len(feats), int(n.max(initial=0)), self.frontend.dim), dtype=np.float32)
         for i, f in enumerate(feats):
