@@ -24,9 +24,10 @@ import re
 import struct
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Iterable, Literal, Mapping
+from typing import Collection, Iterable, Iterator, Literal, Mapping
 
 import numpy as np
 
@@ -209,6 +210,21 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def atomic_ark_writer(ark: Path, scp: Path) -> Iterator:
+    """A kaldiio ``ark,scp`` writer whose two files appear, complete, only when the block ends
+    without an error (written as ``*.tmp``, the scp pointed at the final ark, then renamed)."""
+    import kaldiio
+
+    tmp_ark, tmp_scp = ark.with_suffix(".ark.tmp"), scp.with_suffix(".scp.tmp")
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+        yield writer
+    text = tmp_scp.read_text().replace(str(tmp_ark), str(ark))
+    os.replace(tmp_ark, ark)
+    atomic_write_text(scp, text)
+    tmp_scp.unlink()
 
 
 def _format_value(value: object) -> str:

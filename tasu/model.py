@@ -13,6 +13,19 @@ from tasu.projector import project_batch
 IGNORE = -100
 
 
+def pad_batch(rows: Sequence[torch.Tensor], labels: Sequence[torch.Tensor] | None = None, left: bool = False,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``[T_i, D]`` rows (and their ``[T_i]`` labels) -> ``(x [B, T, D], mask [B, T], labels [B, T] or None)``,
+    padded on the right, or on the left (``left``: generation continues every row at its end)."""
+    side = (lambda t: t.flip(0)) if left else (lambda t: t)  # noqa: E731  (flip, pad right, flip back)
+    x = pad_sequence([side(r) for r in rows], batch_first=True)
+    mask = pad_sequence([torch.ones(len(r), dtype=torch.long) for r in rows], batch_first=True)
+    y = None if labels is None else pad_sequence([side(lab) for lab in labels], batch_first=True, padding_value=IGNORE)
+    if left:
+        x, mask, y = x.flip(1), mask.flip(1), (None if y is None else y.flip(1))
+    return x, mask, y
+
+
 class SpeechLLM(nn.Module):
     """``prompt prefix + projector(posteriors) + prompt suffix + answer`` through an LLM."""
 
@@ -75,14 +88,7 @@ class SpeechLLM(nn.Module):
                 lab += list(answers[i])
             rows.append(torch.cat(parts))
             labels.append(torch.tensor(lab, dtype=torch.long))
-        if left_pad:
-            rows = [r.flip(0) for r in rows]
-            labels = [lab.flip(0) for lab in labels]
-        x = pad_sequence(rows, batch_first=True)
-        mask = pad_sequence([torch.ones(len(r), dtype=torch.long) for r in rows], batch_first=True)
-        y = pad_sequence(labels, batch_first=True, padding_value=IGNORE)
-        if left_pad:
-            x, mask, y = x.flip(1), mask.flip(1), y.flip(1)
+        x, mask, y = pad_batch(rows, labels, left_pad)
         return x, mask.to(self.device), y.to(self.device)
 
     def _autocast(self):
@@ -126,10 +132,9 @@ class SpeechLLM(nn.Module):
                            templates: Sequence[PromptTemplate] | None = None) -> list[list[int]]:
         """The cascade: token ids of a text (e.g. an ASR hypothesis) in place of the speech."""
         tpls = self._templates(len(texts), templates)
-        rows = [torch.cat([self._embed_ids(t.prefix), self._embed_ids(ids), self._embed_ids(t.suffix)]).flip(0)
+        rows = [torch.cat([self._embed_ids(t.prefix), self._embed_ids(ids), self._embed_ids(t.suffix)])
                 for t, ids in zip(tpls, texts)]
-        x = pad_sequence(rows, batch_first=True).flip(1)  # left padding
-        mask = pad_sequence([torch.ones(len(r), dtype=torch.long) for r in rows], batch_first=True).flip(1)
+        x, mask, _ = pad_batch(rows, left=True)
         return self._generate(x, mask.to(self.device), tpls, max_new_tokens, num_beams, None)
 
     def _generate(self, x: torch.Tensor, mask: torch.Tensor, tpls: Sequence[PromptTemplate], max_new_tokens: int,

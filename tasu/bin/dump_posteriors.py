@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 
-from tasu.data import DataDir, DataError, atomic_write_text, load_audio
+from tasu.data import DataDir, DataError, atomic_ark_writer, atomic_write_text, load_audio
 
 log = logging.getLogger("tasu.dump_posteriors")
 
@@ -40,7 +39,6 @@ def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float
 
     The encoder runs on batches of ``batch_size`` utterances (of one sample rate each).
     """
-    import kaldiio
     from tqdm import tqdm
 
     from tasu.encoders import build_encoder
@@ -51,8 +49,7 @@ def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float
     units = enc.inventory.units
     skipped, stats = [], []
     ark, scp = out / f"feats{tag}.ark", out / f"feats{tag}.scp"
-    tmp_ark, tmp_scp = ark.with_suffix(".ark.tmp"), scp.with_suffix(".scp.tmp")
-    with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+    with atomic_ark_writer(ark, scp) as writer:
         for uid, lp in _encode(enc, dd, uids, batch_size, skip_bad, skipped,
                                tqdm(total=len(uids), desc=f"posteriors{tag}", unit="utt", mininterval=5, disable=None)):
             post = psd_compress(lp, blank, threshold)
@@ -61,11 +58,6 @@ def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float
                 skipped.append(f"{uid} empty PSD output ({lp.shape[0]} frames, all blank above {threshold})")
                 continue
             writer(uid, post)
-    # the scp names the temporary ark: point it at the final name, then rename both
-    text = tmp_scp.read_text().replace(str(tmp_ark), str(ark))
-    os.replace(tmp_ark, ark)
-    atomic_write_text(scp, text)
-    tmp_scp.unlink()
     return skipped, stats
 
 

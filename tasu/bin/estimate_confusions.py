@@ -17,31 +17,10 @@ from collections import Counter
 from pathlib import Path
 
 from tasu.data import DataError, atomic_write_text, read_kv
+from tasu.score import score_texts
 from tasu.simulate import EPS
 
 log = logging.getLogger("estimate_confusions")
-
-
-def align_counts(ref: list[str], hyp: list[str]) -> Counter:
-    """``(ref unit, hyp unit) -> count`` over a minimum edit-distance alignment."""
-    import jiwer
-
-    out: Counter = Counter()
-    if not ref:
-        out.update((EPS, h) for h in hyp)
-        return out
-    if not hyp:
-        out.update((r, EPS) for r in ref)
-        return out
-    for c in jiwer.process_words(" ".join(ref), " ".join(hyp)).alignments[0]:
-        r, h = ref[c.ref_start_idx:c.ref_end_idx], hyp[c.hyp_start_idx:c.hyp_end_idx]
-        if c.type in ("equal", "substitute"):
-            out.update(zip(r, h))
-        elif c.type == "delete":
-            out.update((x, EPS) for x in r)
-        else:
-            out.update((EPS, x) for x in h)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(common) < len(ref):
         log.warning("%d of %d utterances of %s have no best path in %s (skipped in stage 1?); left out",
                     len(ref) - len(common), len(ref), args.ref, args.hyp)
-    counts: Counter = Counter()
-    for uid in common:
-        counts += align_counts(ref[uid].split(), hyp[uid].split())
+    # the edit-distance alignment the unit error rate is scored with (stage 5)
+    scored = score_texts({u: ref[u] for u in common}, {u: hyp[u] for u in common}, normalize=False)
+    counts = Counter((r or EPS, h or EPS) for d in scored.details for _, r, h in d.ops)
     n_ref = sum(c for (r, _), c in counts.items() if r != EPS)
     n = {k: sum(c for (r, h), c in counts.items() if cond(r, h)) for k, cond in (
         ("sub", lambda r, h: EPS not in (r, h) and r != h), ("del", lambda r, h: h == EPS),

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from tasu.data import DataError, atomic_write_text, read_kv
+from tasu.data import DataError, atomic_ark_writer, read_kv
 from tasu.units import UnitInventory
 
 log = logging.getLogger("simulate_posteriors")
@@ -35,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
-
-    import kaldiio
 
     from tasu.config import load_config
     from tasu.simulate import PosteriorSimulator
@@ -63,14 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     ark, scp = args.out / "feats.ark", args.out / "feats.scp"
-    tmp_ark, tmp_scp = ark.with_suffix(".ark.tmp"), scp.with_suffix(".scp.tmp")
-    with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+    with atomic_ark_writer(ark, scp) as writer:
         for uid, ids in seqs.items():
             writer(uid, sim(ids, rng).astype(np.float32))
-    text = tmp_scp.read_text().replace(str(tmp_ark), str(ark))
-    os.replace(tmp_ark, ark)
-    atomic_write_text(scp, text)
-    tmp_scp.unlink()
     log.info("%d utterances -> %s (noise scale %g)", len(seqs), scp, args.noise_scale)
     return 0
 

@@ -43,6 +43,17 @@ def resolve_device(device: str):
     return dev
 
 
+#: what text -> units does with a character the encoder cannot write (see each backend)
+OOV_POLICIES = ("fail", "drop", "map")
+
+
+def check_oov_policy(oov: str) -> str:
+    """``oov`` if it is one of :data:`OOV_POLICIES`, else an :class:`EncoderError`."""
+    if oov not in OOV_POLICIES:
+        raise EncoderError(f"unknown OOV policy {oov!r}: the oov policy must be one of {', '.join(OOV_POLICIES)}")
+    return oov
+
+
 class CTCEncoder(ABC):
     """Audio -> frame log-posteriors ``[T, V]`` over :attr:`inventory`.
 

@@ -41,8 +41,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import yaml
 
-from tasu.encoders.base import BatchCTCEncoder, resample, resolve_device
-from tasu.encoders.spm import SentencePieceUnits, check_oov_policy
+from tasu.encoders.base import BatchCTCEncoder, check_oov_policy, resample, resolve_device
+from tasu.encoders.spm import SentencePieceUnits
 from tasu.units import UnitInventory
 
 log = logging.getLogger(__name__)

@@ -31,12 +31,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tasu.encoders.base import BatchCTCEncoder, CTCEncoder, EncoderError, resample, resolve_device
+from tasu.encoders.base import BatchCTCEncoder, CTCEncoder, EncoderError, check_oov_policy, resample, resolve_device
 from tasu.units import UnitInventory
 
 log = logging.getLogger(__name__)
 
-OOV_POLICIES = ("fail", "drop", "map")
 BLANK, WB = "<blank>", "<wb>"
 
 
@@ -82,10 +81,8 @@ class HFCTCEncoder(BatchCTCEncoder):
     """A transformers ``*ForCTC`` model, its feature extractor and its (character) tokenizer."""
 
     def __init__(self, name: str, device: str = "cpu", oov: str = "fail") -> None:
-        if oov not in OOV_POLICIES:
-            raise EncoderError(f"oov policy must be one of {', '.join(OOV_POLICIES)}, got {oov!r}")
         transformers = _import_transformers()
-        self.name, self.oov = name, oov
+        self.name, self.oov = name, check_oov_policy(oov)
         self.oov_counts: Counter[str] = Counter()
         self.device = resolve_device(device)
         src = self._source(name)

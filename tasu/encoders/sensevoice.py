@@ -22,9 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tasu.encoders.base import BatchCTCEncoder, resample, resolve_device
+from tasu.encoders.base import BatchCTCEncoder, check_oov_policy, resample, resolve_device
 from tasu.encoders.frontend import SENSEVOICE_FBANK, WavFrontend, read_am_mvn
-from tasu.encoders.spm import SentencePieceUnits, check_oov_policy
+from tasu.encoders.spm import SentencePieceUnits
 from tasu.units import UnitInventory
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from tasu.encoders.base import check_oov_policy
 
-OOV_POLICIES = ("fail", "drop", "map")
+log = logging.getLogger(__name__)
 
 
 def import_sentencepiece():
@@ -27,12 +27,6 @@ def import_sentencepiece():
         raise ImportError("text -> units with a sentencepiece model needs the `sentencepiece` "
                           "package: pip install sentencepiece") from e
     return sentencepiece
-
-
-def check_oov_policy(oov: str) -> str:
-    if oov not in OOV_POLICIES:
-        raise ValueError(f"unknown OOV policy {oov!r}; known: {', '.join(OOV_POLICIES)}")
-    return oov
 
 
 class SentencePieceUnits:
