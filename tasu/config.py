@@ -54,9 +54,11 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     system_prompt: str = "You transcribe English speech."
     task_prompt: str = "Transcribe the speech.\n<speech>"
-    amp: str = "bf16"             # "bf16": bf16 autocast of the LLM forward; "none": no autocast
+    # bf16 autocast of the LLM forward: "auto" (where the device has native bf16 kernels:
+    # CUDA with bf16, CPUs with AVX512-BF16/AMX; float32 elsewhere), "bf16" (always), "none"
+    amp: str = "auto"
     # dtype the frozen LLM weights are loaded in: float32, bfloat16, float16 (GPU only), or auto
-    # (bfloat16 when amp is bf16, else float32). Trainable weights (projector, LoRA, every LLM
+    # (bfloat16 under bf16 autocast, else float32). Trainable weights (projector, LoRA, every LLM
     # weight with finetune: full) are float32 whatever this says.
     llm_dtype: str = "auto"
     # prompt format: "chat" (the tokenizer's chat template), "plain" (system\nprompt\nAnswer:,

@@ -75,6 +75,23 @@ def test_frozen_weights_in_the_asked_dtype_trainable_ones_float32(llm_dirs, dtyp
     assert not _trainable(bare) and {p.dtype for p in bare.parameters()} == {DTYPES[dtype]}
 
 
+def test_amp_auto_uses_bf16_only_where_the_device_has_native_kernels(monkeypatch, caplog):
+    import tasu.train
+    from tasu.train import fast_bf16, llm_dtypes
+
+    cpu = torch.device("cpu")
+    native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert fast_bf16(cpu) == native
+    assert llm_dtypes(TrainConfig(), cpu) == ((torch.bfloat16,) * 2 if native else (None, torch.float32))
+    monkeypatch.setattr(tasu.train, "fast_bf16", lambda device: False)
+    assert llm_dtypes(TrainConfig(amp="auto"), cpu) == (None, torch.float32)
+    with caplog.at_level("WARNING", logger="tasu.train"):
+        assert llm_dtypes(TrainConfig(amp="bf16"), cpu) == (torch.bfloat16, torch.bfloat16)  # forced: slow, said so
+    assert "without native bf16 kernels" in caplog.text
+    monkeypatch.setattr(tasu.train, "fast_bf16", lambda device: True)
+    assert llm_dtypes(TrainConfig(amp="auto"), cpu) == (torch.bfloat16, torch.bfloat16)
+
+
 def test_llm_dtype_follows_amp_when_auto_and_float16_needs_a_gpu():
     from tasu.train import llm_dtypes
 
@@ -90,7 +107,7 @@ def test_llm_dtype_follows_amp_when_auto_and_float16_needs_a_gpu():
         llm_dtypes(TrainConfig(amp="bf16", llm_dtype="float16"), torch.device("cuda", 0))
     with pytest.raises(ValueError, match="llm_dtype must be one of float32, bfloat16, float16"):
         llm_dtypes(TrainConfig(llm_dtype="fp8"), cpu)
-    with pytest.raises(ValueError, match="amp must be bf16 or none"):
+    with pytest.raises(ValueError, match="amp must be one of auto, bf16, none"):
         llm_dtypes(TrainConfig(amp="fp16"), cpu)
 
 

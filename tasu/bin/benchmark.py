@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     el = time.perf_counter() - t0
     print(f"training: batch {cfg.optim.batch_size}, {args.train_steps} steps, {n / el:.2f} sentences/s, "
           f"{el / args.train_steps:.2f} s/step, {flops_per_sent * n / el / 1e9:.1f} effective GFLOP/s "
-          f"({flops_per_sent / 1e9:.1f} GFLOP per sentence, amp={cfg.amp})")
+          f"({flops_per_sent / 1e9:.1f} GFLOP per sentence, autocast {model.amp_dtype or 'none'})")
 
     model.eval()
     dd = DataDir.load(args.test_data)
