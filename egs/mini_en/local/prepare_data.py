@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Prepare the mini_en data dirs: text-only train, espeak-ng dev and two espeak-ng test sets.
 
-Text source: the usage examples of Princeton WordNet 3.0 (Debian ``wordnet-base``), the
-largest set of modern, self-contained English sentences that Debian ships as plain text.
-The recipe is a closed-vocabulary task: the training domain is every example (3-12 words)
-whose words all lie in the ``vocab_size`` most frequent words. The in-domain test set holds
-examples of that domain that are not in the training text; the out-of-domain test set holds
-verses of the King James Bible's Book of Proverbs (Debian ``bible-kjv``): other era, other
-register, words outside the vocabulary.
+The training domain is one text source of a Debian package (``domain:`` in conf/data.yaml):
+- ``kjv`` (default): clauses of the King James Bible (Debian ``bible-kjv``), verses split at
+  ``: ; . ? !``. A narrow domain: one register, formulaic phrasing, a small working vocabulary.
+- ``wordnet``: the usage examples of Princeton WordNet 3.0 (Debian ``wordnet-base``), the
+  largest set of modern, self-contained English sentences Debian ships as plain text; a broad
+  domain (every topic WordNet covers).
+Either way the task is closed-vocabulary: the domain is every sentence of ``min_words`` to
+``max_words`` words whose words all lie in the ``vocab_size`` most frequent words. The
+in-domain test set holds sentences of that domain that are not in the training text; the
+out-of-domain test set comes from another source (``ood:``): WordNet examples (modern English,
+open vocabulary) for the ``kjv`` domain, verses of the Book of Proverbs for ``wordnet``.
 """
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ def wordnet_examples(wn_dir: Path) -> list[str]:
 
 
 def kjv_verses(specs: list[str]) -> list[str]:
+    """Verses of the King James Bible, by ``bible -f`` reference (``Pr1:1-40``; ``Ge1:1-150:200``: a whole book)."""
     out = []
     for spec in specs:
         res = subprocess.run(["bible", "-f", spec], capture_output=True, text=True)
@@ -60,7 +65,26 @@ def kjv_verses(specs: list[str]) -> list[str]:
             m = re.match(r"^\S+\d+:\d+ (.*)$", line)
             if m:
                 out.append(" ".join(m.group(1).split()))
+    if not out:
+        raise SystemExit(f"`bible -f` gave no verse for {specs}; is bible-kjv installed?")
     return out
+
+
+def kjv_clauses(books: list[str]) -> list[str]:
+    """The clauses of every verse of ``books`` (verses split at ``: ; . ? !``), deduplicated."""
+    out = {c.strip() for v in kjv_verses([f"{b}1:1-150:200" for b in books]) for c in re.split(r"[:;.?!]", v)}
+    return sorted(c for c in out if c)
+
+
+def source_sentences(name: str, cfg: dict) -> list[str]:
+    """The sentences of a text source named in conf/data.yaml (``domain:`` or ``ood:``)."""
+    if name == "wordnet":
+        return wordnet_examples(Path(cfg["wordnet_dir"]))
+    if name == "kjv":
+        return kjv_clauses(cfg["kjv_books"])
+    if name == "proverbs":
+        return kjv_verses(cfg["proverbs_spec"])
+    raise SystemExit(f"unknown text source {name!r}: use kjv, wordnet or proverbs")
 
 
 def normalise(s: str) -> str:
@@ -115,14 +139,14 @@ def main() -> None:
     cfg = yaml.safe_load(args.config.read_text())
     rng = random.Random(cfg["seed"])
 
-    examples = [s for s in wordnet_examples(Path(cfg["wordnet_dir"]))
+    examples = [s for s in source_sentences(cfg["domain"], cfg)
                 if cfg["min_words"] <= len(words(s)) <= cfg["max_words"]]
     counts = collections.Counter(w for s in examples for w in words(s))
     vocab = {w for w, _ in counts.most_common(cfg["vocab_size"])}
     domain = sorted({normalise(s) for s in examples if all(w in vocab for w in words(s))})
     rng.shuffle(domain)
-    logging.info("WordNet: %d examples, %d in the %d-word domain",
-                 len(examples), len(domain), cfg["vocab_size"])
+    logging.info("%s: %d sentences of %d-%d words, %d in the %d-word domain", cfg["domain"],
+                 len(examples), cfg["min_words"], cfg["max_words"], len(domain), cfg["vocab_size"])
 
     # Held-out sets first; their words must all occur in the training text (closed vocabulary).
     n_held = cfg["n_dev"] + cfg["n_test_in"]
@@ -139,7 +163,7 @@ def main() -> None:
 
     ood = []
     seen = set(domain)
-    for v in kjv_verses(cfg["ood_spec"]):
+    for v in source_sentences(cfg["ood"], cfg):
         n = normalise(v)
         if cfg["min_words"] <= len(n.split()) <= cfg["ood_max_words"] and n not in seen:
             ood.append(v)
@@ -148,7 +172,7 @@ def main() -> None:
     n_in = args.n_test or cfg["n_test_in"]
     n_ood = args.n_test or cfg["n_test_ood"]
     if len(ood) < n_ood:
-        raise SystemExit(f"only {len(ood)} out-of-domain verses for {n_ood} requested")
+        raise SystemExit(f"only {len(ood)} out-of-domain sentences for {n_ood} requested")
 
     ids = [f"train-{i:05d}" for i in range(len(train))]
     write_data_dir(args.data / "train", text=dict(zip(ids, train)))
