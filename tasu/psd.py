@@ -43,7 +43,72 @@ def psd_compress_batch(log_probs, lengths, blank_id: int, threshold: float = 0.5
     """Batched PSD: ``[B, T, V]`` log-posteriors (numpy or torch, any device) + valid lengths -> B arrays.
 
     Same rule and result as :func:`psd_compress` on each ``log_probs[b, :lengths[b]]``
-    (computed in the input's float precision, float32 at least): one argmax over the batch
+    (computed in the input's float precision, float32 at least). Arrays and CPU tensors go
+    through numpy (:func:`_psd_batch_numpy`: its argmax over the last axis is ~5x faster than
+    torch's on the CPU); tensors on an accelerator stay there
+    (:func:`_psd_batch_torch`).
+    """
+    import torch
+
+    if isinstance(log_probs, torch.Tensor) and log_probs.device.type != "cpu":
+        return _psd_batch_torch(log_probs, lengths, blank_id, threshold)
+    x = log_probs.numpy() if isinstance(log_probs, torch.Tensor) else np.asarray(log_probs)
+    if x.ndim != 3:
+        raise ValueError(f"expected [B, T, V] posteriors, got shape {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.floating) or x.dtype.itemsize < 4:
+        x = x.astype(np.float32)
+    n = np.asarray(lengths.cpu() if isinstance(lengths, torch.Tensor) else lengths, dtype=np.int64).reshape(-1)
+    _check_lengths(n, x.shape[0], x.shape[1])
+    return _psd_batch_numpy(x, n, blank_id, threshold)
+
+
+def _check_lengths(n, B: int, T: int) -> None:
+    if n.size != B or (n < 0).any() or (n > T).any():
+        raise ValueError(f"lengths {n.tolist()} do not fit a batch of {B} x {T} frames")
+
+
+def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: float) -> list[np.ndarray]:
+    """:func:`psd_compress_batch` in numpy: one argmax over the batch numbers the runs (a new
+    run at each argmax change and each utterance start); only frames whose argmax is not blank
+    are gathered and normalised (CTC output is mostly blank), the threshold drops some of them,
+    and each run's kept frames are averaged with one ``index_add``."""
+    B, T, V = x.shape
+    if B == 0:
+        return []
+    arg = x.argmax(-1)                                                # [B, T]
+    new = np.ones((B, T), dtype=bool)
+    new[:, 1:] = arg[:, 1:] != arg[:, :-1]
+    run = np.cumsum(new.reshape(-1)).reshape(B, T)                    # global run index per frame
+    bi, ti = np.nonzero((np.arange(T)[None, :] < n[:, None]) & (arg != blank_id))
+    a = arg[bi, ti]
+    rows = x[bi, ti]                                                  # [N, V] candidate frames
+    rows -= rows[np.arange(len(a)), a][:, None]                       # minus the row max: exp <= 1
+    np.exp(rows, out=rows)
+    rows /= rows.sum(1, keepdims=True)
+    ok = np.flatnonzero(rows[:, blank_id] <= threshold)
+    if len(ok) < len(rows):
+        rows, bi, ti = rows[ok], bi[ok], ti[ok]
+    out = [np.zeros((0, V), dtype=np.float32) for _ in range(B)]
+    if len(rows) == 0:
+        return out
+    import torch
+
+    r = run[bi, ti]                                                   # nondecreasing
+    first = np.r_[True, r[1:] != r[:-1]]
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.r_[starts, len(r)])
+    # torch's index_add (zero-copy views) sums the runs ~10x faster than np.add.reduceat
+    sums = torch.zeros(len(starts), V, dtype=torch.from_numpy(rows[:0]).dtype).index_add_(
+        0, torch.from_numpy(np.cumsum(first) - 1), torch.from_numpy(rows)).numpy()
+    means = (sums / counts[:, None]).astype(np.float32, copy=False)
+    per_utt = np.bincount(bi[starts], minlength=B)
+    for b, m in enumerate(np.split(means, np.cumsum(per_utt)[:-1])):
+        out[b] = m
+    return out
+
+
+def _psd_batch_torch(log_probs, lengths, blank_id: int, threshold: float = 0.5) -> list[np.ndarray]:
+    """:func:`psd_compress_batch` in torch on the tensor's device: one argmax over the batch
     gives the runs, numbered over the whole batch (a new run at each utterance start); only
     frames whose argmax is not blank are normalised and tested against the threshold, and
     the kept frames of each run are averaged with one ``index_add``.
@@ -56,9 +121,8 @@ def psd_compress_batch(log_probs, lengths, blank_id: int, threshold: float = 0.5
     if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
     B, T, V = x.shape
-    n = torch.as_tensor(lengths, dtype=torch.long).reshape(-1)
-    if n.numel() != B or (n < 0).any() or (n > T).any():
-        raise ValueError(f"lengths {n.tolist()} do not fit a batch of {B} x {T} frames")
+    n = torch.as_tensor(lengths, dtype=torch.long).reshape(-1).cpu()
+    _check_lengths(n.numpy(), B, T)
     if B == 0:
         return []
     valid = torch.arange(T, device=x.device)[None, :] < n.to(x.device)[:, None]

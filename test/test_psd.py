@@ -66,13 +66,24 @@ def random_batch(rng, B=40, V=9, blank=8):
     return x.astype(np.float32), lengths
 
 
-def test_batched_and_loop_psd_equal_the_reference_on_random_batches():
+def _torch_path(x, lengths, blank_id, threshold=0.5):
+    """The accelerator path of psd_compress_batch, run on CPU tensors (CPU input goes through numpy)."""
+    import torch
+
+    from tasu.psd import _psd_batch_torch
+
+    return _psd_batch_torch(torch.as_tensor(x), torch.as_tensor(lengths), blank_id, threshold)
+
+
+@pytest.mark.parametrize("path", ["numpy", "torch"])
+def test_batched_and_loop_psd_equal_the_reference_on_random_batches(path):
     from tasu.psd import psd_compress_batch, psd_compress_loop
 
+    batched = psd_compress_batch if path == "numpy" else _torch_path
     rng = np.random.default_rng(0)
     for thr in (0.3, 0.5, 0.9):
         x, lengths = random_batch(rng)
-        out = psd_compress_batch(x, lengths, blank_id=8, threshold=thr)
+        out = batched(x, lengths, blank_id=8, threshold=thr)
         assert len(out) == len(lengths)
         for b, n in enumerate(lengths):
             ref = psd_compress(x[b, :n], 8, thr)
@@ -87,8 +98,9 @@ def test_batched_and_loop_psd_equal_the_reference_on_random_batches():
 def test_batched_psd_rejects_bad_lengths():
     from tasu.psd import psd_compress_batch
 
-    with pytest.raises(ValueError, match="do not fit"):
-        psd_compress_batch(np.zeros((2, 5, 4)), [3, 6], blank_id=3)
+    for batched in (psd_compress_batch, _torch_path):
+        with pytest.raises(ValueError, match="do not fit"):
+            batched(np.zeros((2, 5, 4)), [3, 6], blank_id=3)
 
 
 def test_ctc_greedy_merges_repeats_and_drops_blanks():
@@ -99,17 +111,19 @@ def test_ctc_greedy_merges_repeats_and_drops_blanks():
     assert ctc_greedy(np.zeros((0, 4)), B) == []
 
 
-def test_batched_psd_handles_empty_and_all_blank_utterances_and_torch_input():
+@pytest.mark.parametrize("path", ["numpy", "torch"])
+def test_batched_psd_handles_empty_and_all_blank_utterances_and_torch_input(path):
     import torch
 
     from tasu.psd import psd_compress_batch
 
+    batched = psd_compress_batch if path == "numpy" else _torch_path
     rng = np.random.default_rng(1)
     x, lengths = random_batch(rng)
     lengths[1] = 0                                   # an empty utterance in the middle
     x[2, :, :] = np.log(np.full(9, 0.01 / 8))        # all blank: nothing survives
     x[2, :, 8] = np.log(0.99)
-    out = psd_compress_batch(torch.from_numpy(x).double(), torch.tensor(lengths), blank_id=8)
+    out = batched(torch.from_numpy(x).double(), torch.tensor(lengths), blank_id=8)
     assert out[1].shape == (0, 9) and out[2].shape == (0, 9)
     for b in (0, 3):
         ref = psd_compress(x[b, :lengths[b]], 8)
