@@ -102,6 +102,12 @@ class DecodeConfig:
     num_beams: int = 1
     psd_threshold: float = 0.5
     vocabulary: str | None = None  # word list: decode with these words only (closed vocabulary)
+    # n-best rescoring by acoustic fit (tasu.rescore): > 0 keeps the num_beams answers of the
+    # beam and picks the best LLM log-prob - acoustic_weight * (alignment cost of the answer's
+    # units against the PSD rows); 0: the beam's best answer
+    acoustic_weight: float = 0.0
+    align_insert_cost: float = 2.0   # a PSD row no unit of the answer explains
+    align_delete_cost: float = 5.0   # a unit of the answer no PSD row carries
 
 
 def _check_type(value: Any, ftype: str, where: str, key: str) -> Any:

@@ -1,7 +1,7 @@
 """Batched generation over PSD posteriors (a kaldiio scp) with a trained SpeechLLM."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -19,20 +19,36 @@ def length_sorted_batches(items: list[tuple[str, np.ndarray]], batch_size: int) 
 
 def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 16,
                       max_new_tokens: int = 48, num_beams: int = 1, progress=None,
-                      constraint=None, template: PromptTemplate | None = None) -> dict[str, str]:
+                      constraint=None, template: PromptTemplate | None = None,
+                      rescorer: Callable[[np.ndarray, list[tuple[str, float]]], int] | None = None,
+                      nbest: dict[str, list[tuple[str, float]]] | None = None) -> dict[str, str]:
     """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate).
 
     ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``); None: the model's own.
+    ``rescorer``: ``(posteriors, [(text, LLM log-prob)] of the num_beams beams) -> index of the
+    answer`` (e.g. :func:`tasu.rescore.pick_hypothesis`); the beams go into ``nbest`` when given.
     """
     tok = model.tokenizer
     out: dict[str, str] = {}
     items = list(items)
+
+    def text(ids: list[int]) -> str:
+        return " ".join(tok.decode(ids, skip_special_tokens=True).split())
+
     for batch in length_sorted_batches(items, batch_size):
         feats = [torch.from_numpy(np.array(m, dtype=np.float32)) for _, m in batch]
-        hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams, constraint=constraint,
-                              templates=None if template is None else [template] * len(feats))
-        for (uid, _), ids in zip(batch, hyps):
-            out[uid] = " ".join(tok.decode(ids, skip_special_tokens=True).split())
+        templates = None if template is None else [template] * len(feats)
+        if rescorer is None:
+            hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams, constraint=constraint,
+                                  templates=templates)
+            out.update((uid, text(ids)) for (uid, _), ids in zip(batch, hyps))
+        else:
+            beams = model.generate_nbest(feats, num_beams, max_new_tokens, constraint, templates)
+            for (uid, mat), cands in zip(batch, beams):
+                cands = [(text(ids), score) for ids, score in cands]
+                out[uid] = cands[rescorer(mat, cands)][0]
+                if nbest is not None:
+                    nbest[uid] = cands
         if progress is not None:
             progress.update(len(batch))
     return out

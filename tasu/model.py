@@ -137,21 +137,36 @@ class SpeechLLM(nn.Module):
         x, mask, _ = pad_batch(rows, left=True)
         return self._generate(x, mask.to(self.device), tpls, max_new_tokens, num_beams, None)
 
+    @torch.no_grad()
+    def generate_nbest(self, feats: Sequence[torch.Tensor], n: int, max_new_tokens: int = 64, constraint=None,
+                       templates: Sequence[PromptTemplate] | None = None) -> list[list[tuple[list[int], float]]]:
+        """Beam search with ``n`` beams; per example, its ``n`` answers (token ids without the end
+        token) with their summed token log-probabilities, best first."""
+        with self._autocast():
+            x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
+        hyps, scores = self._generate(x, mask, self._templates(len(feats), templates), max_new_tokens, n,
+                                      constraint, n_return=n)
+        return [list(zip(hyps[i * n:(i + 1) * n], scores[i * n:(i + 1) * n])) for i in range(len(feats))]
+
     def _generate(self, x: torch.Tensor, mask: torch.Tensor, tpls: Sequence[PromptTemplate], max_new_tokens: int,
-                  num_beams: int, constraint) -> list[list[int]]:
+                  num_beams: int, constraint, n_return: int = 0):
+        """Answer ids per row; with ``n_return``, ``n_return`` beams per row and their log-probabilities."""
         from transformers import LogitsProcessorList
 
         eos = sorted({t.eos_id for t in tpls}) or [self.template.eos_id]
         procs = LogitsProcessorList([constraint] if constraint is not None else [])
+        extra = dict(num_return_sequences=n_return, output_scores=True, return_dict_in_generate=True,
+                     length_penalty=0.0) if n_return else {}  # length_penalty 0: plain sums of log-probs
         with self._autocast():
             out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
                                     do_sample=False, num_beams=num_beams,
                                     eos_token_id=eos[0] if len(eos) == 1 else eos,
-                                    pad_token_id=self.pad_id, logits_processor=procs)
+                                    pad_token_id=self.pad_id, logits_processor=procs, **extra)
+        seqs = out.sequences if n_return else out
         hyps = []
-        for row in out.tolist():
+        for row in seqs.tolist():
             ends = [row.index(e) for e in eos if e in row]
             if ends:
                 row = row[:min(ends)]
             hyps.append([t for t in row if t != self.pad_id])
-        return hyps
+        return (hyps, out.sequences_scores.float().tolist()) if n_return else hyps

@@ -625,6 +625,21 @@ def _(tmp, inventory):
     return ex
 
 
+@case("decode-rescoring-without-beams")
+def _(tmp, inventory):
+    c = put(tmp / "decode.yaml", "num_beams: 1\nacoustic_weight: 0.5\n")
+    ex = decode(tmp, fake_expdir(tmp, inventory), "--config", c)
+    ex.says = [f"{c}: acoustic_weight 0.5", "needs num_beams > 1"]
+    return ex
+
+
+@case("decode-rescoring-lexicon-missing")
+def _(tmp, inventory):
+    ex = decode(tmp, fake_expdir(tmp, inventory), "--lexicon", tmp / "nolex.txt")
+    ex.says = [f"{tmp / 'nolex.txt'}: missing"]
+    return ex
+
+
 @case("exp-model-pt-missing")
 def _(tmp, inventory):
     e = fake_expdir(tmp, inventory, model="absent")

@@ -82,6 +82,26 @@ def test_generate_returns_answer_ids():
     assert all(tpl.eos_id not in h for h in out)
 
 
+def test_generate_nbest_gives_n_answers_with_their_log_probabilities_best_first():
+    m, tpl = tiny_model()
+    feats = [torch.rand(4, V), torch.rand(2, V)]
+    out = m.generate_nbest(feats, n=3, max_new_tokens=4)
+    assert [len(c) for c in out] == [3, 3]
+    for b, cands in enumerate(out):
+        scores = [s for _, s in cands]
+        assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)
+        assert len({tuple(ids) for ids, _ in cands}) == 3          # distinct beams
+        # a score is the sum of its tokens' log-probabilities (length_penalty 0), up to the end token
+        ids, score = cands[0]
+        x, mask, _ = m.assemble([feats[b]], left_pad=True)
+        seq = torch.tensor(ids + ([tpl.eos_id] if len(ids) < 4 else []))
+        emb = torch.cat([x[0], m.llm.get_input_embeddings()(seq[:-1])])[None]
+        with torch.no_grad():
+            logp = m.llm(inputs_embeds=emb).logits[0, x.shape[1] - 1:].log_softmax(-1)
+        assert score == pytest.approx(float(logp[torch.arange(len(seq)), seq].sum()), abs=1e-4)
+    assert out[0][0][0] == m.generate(feats[:1], max_new_tokens=4, num_beams=3)[0]  # best = the beam's answer
+
+
 def test_spelling_warm_start_maps_units_to_letter_embeddings():
     emb = torch.randn(100, D)
     units = [f"u{i}" for i in range(V - 2)] + ["<wb>", "<blank>"]

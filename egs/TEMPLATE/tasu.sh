@@ -179,13 +179,15 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
         out=$(decode_dir "${d}")
         input=(--feats "${dumpdir}/${d}/feats.scp")  # the cascade baseline reads another model's transcripts
         [ -z "${cascade_from}" ] || input=(--text_input "${cascade_from}/decode_${d}/text")
+        lexicon=()  # pronunciations for acoustic rescoring of answers (decode config acoustic_weight)
+        [ -f "${dumpdir}/lexicon.txt" ] && lexicon=(--lexicon "${dumpdir}/lexicon.txt")
         if newer "${out}/text" "${exp}/model.pt" "${input[1]}" "${decode_config}" \
                 && [ "$(cat "${out}/decode_args" 2>/dev/null)" = "${decode_args}" ]; then
             log "  ${out}/text is up to date, skipping"; continue
         fi
         # shellcheck disable=SC2086
         run_log "${exp}/logs/decode_${d}${inference_tag:+_${inference_tag}}.log" ${python} -m tasu.bin.decode \
-            --expdir "${exp}" "${input[@]}" --config "${decode_config}" --outdir "${out}" \
+            --expdir "${exp}" "${input[@]}" "${lexicon[@]}" --config "${decode_config}" --outdir "${out}" \
             --ngpu "${ngpu}" ${decode_args}
         echo "${decode_args}" > "${out}/decode_args"
     done

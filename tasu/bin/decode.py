@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ngpu", type=int, default=0)
     ap.add_argument("--vocabulary", type=Path,
                     help="word list (one per line): only these words can be recognised (overrides the config)")
+    ap.add_argument("--lexicon", type=Path,
+                    help="acoustic_weight > 0 with the hama encoder: pronunciations to start from (the training "
+                         "lexicon; copied to <outdir>/lexicon_hyp.txt, where new words of the answers are added)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     from tqdm import tqdm
@@ -72,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         if vocab:
             read_table_lines(vocab)  # DataError "<file>:<line>: not valid UTF-8"
             words = read_word_list(vocab)
+        if dcfg.acoustic_weight > 0 and dcfg.num_beams < 2:
+            raise ValueError(f"{args.config}: acoustic_weight {dcfg.acoustic_weight} rescores the beam's answers: "
+                             f"it needs num_beams > 1 (got {dcfg.num_beams})")
+        if args.lexicon is not None and not args.lexicon.is_file():
+            raise ValueError(f"{args.lexicon}: missing (--lexicon)")
         check_model_files(args.expdir / "config.yaml", args.expdir / "units.txt", args.expdir / args.checkpoint)
         n_units = UnitInventory.from_file(args.expdir / "units.txt").size
         items = list(read_posteriors(args.feats).items()) if args.feats else []
@@ -106,9 +114,22 @@ def main(argv: list[str] | None = None) -> int:
         with off, tqdm(total=len(texts), desc="decode (text)", unit="utt", mininterval=5) as bar:
             hyps = decode_texts(model, texts, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar, template)
     else:
+        args.outdir.mkdir(parents=True, exist_ok=True)
+        rescorer, nbest = None, None
+        if dcfg.acoustic_weight > 0:
+            try:
+                rescorer, nbest = acoustic_rescorer(cfg.encoder, inv, dcfg, args.lexicon, args.outdir), {}
+            except (ValueError, OSError, ImportError) as e:
+                log.error("acoustic rescoring: %s", e)
+                return 1
         with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
             hyps = decode_posteriors(model, items, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar,
-                                     constraint, template)
+                                     constraint, template, rescorer, nbest)
+        if nbest:
+            changed = sum(hyps[u] != c[0][0] for u, c in nbest.items())
+            log.info("acoustic rescoring (weight %g) of %d-best lists: %d of %d answers are not the beam's best",
+                     dcfg.acoustic_weight, dcfg.num_beams, changed, len(nbest))
+            atomic_write_text(args.outdir / "nbest.json", json.dumps(nbest, indent=0, ensure_ascii=False))
     el = time.time() - t0
     args.outdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.outdir / "text", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))
@@ -116,6 +137,34 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.outdir / "decode_stats.json", json.dumps(stats, indent=1))
     log.info("decoded %d utterances in %.1f s -> %s", len(hyps), el, args.outdir / "text")
     return 0
+
+
+def acoustic_rescorer(encoder: str, inv, dcfg: DecodeConfig, lexicon: Path | None, outdir: Path):
+    """``(posteriors, [(text, logp)]) -> index`` by :func:`tasu.rescore.pick_hypothesis`, with the
+    encoder's own text -> units (characters it cannot write are dropped)."""
+    import shutil
+    from functools import lru_cache
+
+    from tasu.encoders import build_encoder
+    from tasu.rescore import pick_hypothesis
+
+    hyp_lexicon = None
+    if lexicon is not None:  # the training lexicon is read, never written
+        hyp_lexicon = outdir / "lexicon_hyp.txt"
+        shutil.copyfile(lexicon, hyp_lexicon)
+    enc = build_encoder(encoder, lexicon=hyp_lexicon, oov="drop")
+    index = inv.index()
+    if enc.inventory.units != inv.units:
+        raise ValueError(f"encoder {encoder!r} has other units than the model's units.txt")
+
+    @lru_cache(maxsize=None)
+    def units_of(text: str) -> list[int]:
+        return [index[u] for u in enc.text_to_units(text)] if text.strip() else []
+
+    def rescorer(rows, cands):
+        return pick_hypothesis(cands, rows, units_of, dcfg.acoustic_weight, dcfg.align_insert_cost,
+                               dcfg.align_delete_cost)
+    return rescorer
 
 
 if __name__ == "__main__":

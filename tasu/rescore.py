@@ -1,0 +1,50 @@
+"""N-best rescoring by acoustic fit (decoding with ``nbest`` > 1 and ``acoustic_weight`` > 0).
+
+The LLM's beam proposes ``nbest`` answers. Each is turned into the encoder's units (the same
+text -> units as in training) and aligned with the utterance's PSD rows: a row matched to a
+unit costs ``-log p(unit)``, a row left over (something the encoder inserted) costs
+``insert_cost``, a unit with no row (something it deleted) ``delete_cost``. The answer with the
+best ``LLM log-probability - acoustic_weight * alignment cost`` wins. This is ESPnet's joint
+CTC/attention rescoring in spirit, with an edit-distance alignment over PSD rows (one row per
+unit, blanks gone) instead of CTC paths over frames; it stops the LLM from writing fluent
+words the speech does not contain.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+#: probability floor of a matched row, so a unit the row gives no mass to costs -log(1e-6)
+FLOOR = 1e-6
+
+
+def alignment_cost(rows: np.ndarray, units: Sequence[int], insert_cost: float, delete_cost: float) -> float:
+    """Cheapest monotone alignment of ``[T, V]`` probability rows with a unit-id sequence.
+
+    Dynamic programming over rows, each row's pass vectorised over the units (the chain of
+    deletions along a row is a running minimum).
+    """
+    T, L = rows.shape[0], len(units)
+    j = np.arange(L + 1)
+    if L == 0:
+        return T * insert_cost
+    match = -np.log(np.maximum(rows[:, np.asarray(units, dtype=np.int64)], FLOOR))  # [T, L]
+    prev = j * delete_cost                                          # row 0: units deleted
+    for t in range(T):
+        cur = np.empty(L + 1)
+        cur[0] = (t + 1) * insert_cost
+        cur[1:] = np.minimum(prev[:-1] + match[t], prev[1:] + insert_cost)
+        prev = np.minimum.accumulate(cur - j * delete_cost) + j * delete_cost
+    return float(prev[L])
+
+
+def pick_hypothesis(hyps: Sequence[tuple[str, float]], rows: np.ndarray, units_of: Callable[[str], list[int]],
+                    weight: float, insert_cost: float, delete_cost: float) -> int:
+    """Index of the best of ``(text, LLM log-probability)`` hypotheses for these PSD rows."""
+    best, best_score = 0, -np.inf
+    for i, (text, logp) in enumerate(hyps):
+        score = logp - weight * alignment_cost(rows, units_of(text), insert_cost, delete_cost)
+        if score > best_score:
+            best, best_score = i, score
+    return best
