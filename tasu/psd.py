@@ -68,10 +68,10 @@ def _check_lengths(n, B: int, T: int) -> None:
 
 
 def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: float) -> list[np.ndarray]:
-    """:func:`psd_compress_batch` in numpy: one argmax over the batch numbers the runs (a new
-    run at each argmax change and each utterance start); only frames whose argmax is not blank
-    are gathered and normalised (CTC output is mostly blank), the threshold drops some of them,
-    and each run's kept frames are averaged with one ``index_add``."""
+    """:func:`psd_compress_batch` on the CPU: one numpy argmax over the batch numbers the runs
+    (a new run at each argmax change and each utterance start); only frames whose argmax is not
+    blank are gathered and normalised (CTC output is mostly blank), the threshold drops some of
+    them, and each run's kept frames are averaged with one ``index_add``."""
     B, T, V = x.shape
     if B == 0:
         return []
@@ -79,28 +79,26 @@ def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: flo
     new = np.ones((B, T), dtype=bool)
     new[:, 1:] = arg[:, 1:] != arg[:, :-1]
     run = np.cumsum(new.reshape(-1)).reshape(B, T)                    # global run index per frame
-    bi, ti = np.nonzero((np.arange(T)[None, :] < n[:, None]) & (arg != blank_id))
-    a = arg[bi, ti]
-    rows = x[bi, ti]                                                  # [N, V] candidate frames
-    rows -= rows[np.arange(len(a)), a][:, None]                       # minus the row max: exp <= 1
-    np.exp(rows, out=rows)
-    rows /= rows.sum(1, keepdims=True)
-    ok = np.flatnonzero(rows[:, blank_id] <= threshold)
-    if len(ok) < len(rows):
-        rows, bi, ti = rows[ok], bi[ok], ti[ok]
-    out = [np.zeros((0, V), dtype=np.float32) for _ in range(B)]
-    if len(rows) == 0:
-        return out
     import torch
 
+    bi, ti = np.nonzero((np.arange(T)[None, :] < n[:, None]) & (arg != blank_id))
+    # the [N, V] work (gather, softmax, run sums) runs in torch on zero-copy views: its softmax
+    # and index_add are 2x / 10x faster than numpy's exp + sum and np.add.reduceat here
+    flat = torch.from_numpy(np.ascontiguousarray(x).reshape(B * T, V))
+    probs = flat.index_select(0, torch.from_numpy(bi * T + ti)).softmax(-1)  # candidate frames
+    ok = (probs[:, blank_id] <= threshold).numpy()
+    if not ok.all():
+        keep = np.flatnonzero(ok)
+        probs, bi, ti = probs.index_select(0, torch.from_numpy(keep)), bi[keep], ti[keep]
+    out = [np.zeros((0, V), dtype=np.float32) for _ in range(B)]
+    if len(bi) == 0:
+        return out
     r = run[bi, ti]                                                   # nondecreasing
     first = np.r_[True, r[1:] != r[:-1]]
     starts = np.flatnonzero(first)
     counts = np.diff(np.r_[starts, len(r)])
-    # torch's index_add (zero-copy views) sums the runs ~10x faster than np.add.reduceat
-    sums = torch.zeros(len(starts), V, dtype=torch.from_numpy(rows[:0]).dtype).index_add_(
-        0, torch.from_numpy(np.cumsum(first) - 1), torch.from_numpy(rows)).numpy()
-    means = (sums / counts[:, None]).astype(np.float32, copy=False)
+    sums = torch.zeros(len(starts), V, dtype=probs.dtype).index_add_(0, torch.from_numpy(np.cumsum(first) - 1), probs)
+    means = (sums.numpy() / counts[:, None]).astype(np.float32, copy=False)
     per_utt = np.bincount(bi[starts], minlength=B)
     for b, m in enumerate(np.split(means, np.cumsum(per_utt)[:-1])):
         out[b] = m

@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         log.info("closed vocabulary: %d words from %s", constraint.n_words, vocab)
     t0 = time.time()
+    args.outdir.mkdir(parents=True, exist_ok=True)
     template = task.template(model.tokenizer) if task else None
     if task:
         log.info("task %s: prompt %r", task.name, task.prompt)
@@ -114,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
         with off, tqdm(total=len(texts), desc="decode (text)", unit="utt", mininterval=5) as bar:
             hyps = decode_texts(model, texts, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar, template)
     else:
-        args.outdir.mkdir(parents=True, exist_ok=True)
         rescorer, nbest = None, None
         if dcfg.acoustic_weight > 0:
             try:
@@ -131,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
                      dcfg.acoustic_weight, dcfg.num_beams, changed, len(nbest))
             atomic_write_text(args.outdir / "nbest.json", json.dumps(nbest, indent=0, ensure_ascii=False))
     el = time.time() - t0
-    args.outdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.outdir / "text", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))
     stats = {"n_utts": len(hyps), "seconds": el, "utt_per_s": len(hyps) / max(el, 1e-9)}
     atomic_write_text(args.outdir / "decode_stats.json", json.dumps(stats, indent=1))
