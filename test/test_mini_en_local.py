@@ -25,3 +25,17 @@ def test_a_changed_sentence_is_synthesised_again(tmp_path, monkeypatch):
     assert len(wav.read_bytes()) > len(first) * 1.5  # same utterance id, new text: new audio
     assert "longer sentence" in (tmp_path / "data" / "s" / "text").read_text()
     sys.modules.pop("prepare_data", None)
+
+
+@pytest.mark.skipif(shutil.which("bible") is None, reason="needs bible-kjv")
+def test_kjv_clauses_split_verses_and_unknown_sources_are_refused(monkeypatch):
+    monkeypatch.syspath_prepend(str(TOP / "egs" / "mini_en" / "local"))
+    import prepare_data
+
+    clauses = prepare_data.kjv_clauses(["Ge"])                      # Genesis: 1 533 verses
+    assert "In the beginning God created the heaven and the earth" in clauses
+    assert "And God said, Let there be light" in clauses and "and there was light" in clauses  # Ge1:3 split at ':'
+    assert len(clauses) > 1533 and len(clauses) == len(set(clauses))
+    with pytest.raises(SystemExit, match="unknown text source 'nope'"):
+        prepare_data.source_sentences("nope", {})
+    sys.modules.pop("prepare_data", None)

@@ -2,7 +2,9 @@
 """Decode (stage 4): PSD posteriors of a set -> ``<outdir>/text`` with a trained model.
 
 Reads ``<dump>/feats.scp`` (stage 1). Utterances skipped in stage 1 have no posteriors and
-get no hypothesis line; scoring counts them as missing (all words deleted).
+get no hypothesis line; scoring counts them as missing (all words deleted). With
+``acoustic_weight`` > 0 in the decoding config, the beam's answers are rescored by how well
+their units fit the posteriors (:mod:`tasu.rescore`) and ``<outdir>/nbest.json`` keeps them.
 Every input (decoding config, feats, vocabulary, the exp dir's config, units and weights) is
 checked before the LLM is loaded: a bad one stops the run with an error naming the file (exit 1).
 """
