@@ -43,10 +43,9 @@ def psd_compress_batch(log_probs, lengths, blank_id: int, threshold: float = 0.5
     """Batched PSD: ``[B, T, V]`` log-posteriors (numpy or torch, any device) + valid lengths -> B arrays.
 
     Same rule and result as :func:`psd_compress` on each ``log_probs[b, :lengths[b]]``
-    (computed in the input's float precision, float32 at least). Arrays and CPU tensors go
-    through numpy (:func:`_psd_batch_numpy`: its argmax over the last axis is ~5x faster than
-    torch's on the CPU); tensors on an accelerator stay there
-    (:func:`_psd_batch_torch`).
+    (computed in the input's float precision, float32 at least). Arrays and CPU tensors take
+    :func:`_psd_batch_numpy` (numpy's argmax over the last axis is ~5x faster than torch's on
+    the CPU); tensors on an accelerator stay there (:func:`_psd_batch_torch`).
     """
     import torch
 
@@ -72,6 +71,8 @@ def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: flo
     (a new run at each argmax change and each utterance start); only frames whose argmax is not
     blank are gathered and normalised (CTC output is mostly blank), the threshold drops some of
     them, and each run's kept frames are averaged with one ``index_add``."""
+    import torch
+
     B, T, V = x.shape
     if B == 0:
         return []
@@ -79,8 +80,6 @@ def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: flo
     new = np.ones((B, T), dtype=bool)
     new[:, 1:] = arg[:, 1:] != arg[:, :-1]
     run = np.cumsum(new.reshape(-1)).reshape(B, T)                    # global run index per frame
-    import torch
-
     bi, ti = np.nonzero((np.arange(T)[None, :] < n[:, None]) & (arg != blank_id))
     # the [N, V] work (gather, softmax, run sums) runs in torch on zero-copy views: its softmax
     # and index_add are 2x / 10x faster than numpy's exp + sum and np.add.reduceat here
