@@ -125,7 +125,8 @@ class SpeechLLM(nn.Module):
         """
         with self._autocast():
             x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
-        return self._generate(x, mask, self._templates(len(feats), templates), max_new_tokens, num_beams, constraint)
+        return self._generate(x, mask, self._templates(len(feats), templates), max_new_tokens, num_beams,
+                              constraint)[0]
 
     @torch.no_grad()
     def generate_from_text(self, texts: Sequence[Sequence[int]], max_new_tokens: int = 64, num_beams: int = 1,
@@ -135,7 +136,7 @@ class SpeechLLM(nn.Module):
         rows = [torch.cat([self._embed_ids(t.prefix), self._embed_ids(ids), self._embed_ids(t.suffix)])
                 for t, ids in zip(tpls, texts)]
         x, mask, _ = pad_batch(rows, left=True)
-        return self._generate(x, mask.to(self.device), tpls, max_new_tokens, num_beams, None)
+        return self._generate(x, mask.to(self.device), tpls, max_new_tokens, num_beams, None)[0]
 
     @torch.no_grad()
     def generate_nbest(self, feats: Sequence[torch.Tensor], n: int, max_new_tokens: int = 64, constraint=None,
@@ -149,8 +150,9 @@ class SpeechLLM(nn.Module):
         return [list(zip(hyps[i * n:(i + 1) * n], scores[i * n:(i + 1) * n])) for i in range(len(feats))]
 
     def _generate(self, x: torch.Tensor, mask: torch.Tensor, tpls: Sequence[PromptTemplate], max_new_tokens: int,
-                  num_beams: int, constraint, n_return: int = 0):
-        """Answer ids per row; with ``n_return``, ``n_return`` beams per row and their log-probabilities."""
+                  num_beams: int, constraint, n_return: int = 0) -> tuple[list[list[int]], list[float] | None]:
+        """``(answer ids per row, None)``; with ``n_return``, ``n_return`` beams per row and their
+        summed log-probabilities in place of None."""
         from transformers import LogitsProcessorList
 
         eos = sorted({t.eos_id for t in tpls}) or [self.template.eos_id]
@@ -169,4 +171,4 @@ class SpeechLLM(nn.Module):
             if ends:
                 row = row[:min(ends)]
             hyps.append([t for t in row if t != self.pad_id])
-        return (hyps, out.sequences_scores.float().tolist()) if n_return else hyps
+        return hyps, (out.sequences_scores.float().tolist() if n_return else None)

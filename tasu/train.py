@@ -263,11 +263,9 @@ def load_trained_files(config: Path, units: Path, weights: Path, device: torch.d
     if base is not None and not Path(cfg.llm).is_absolute() and (Path(base) / cfg.llm).exists():
         cfg.llm = str(Path(base) / cfg.llm)
     inventory = UnitInventory.from_file(units)
-    if cfg.amp == "bf16" and not fast_bf16(device):
-        # precision at inference is a property of the machine, not of the model: the trainable
-        # weights are float32 whatever amp was in training
-        log.info("%s: trained under bf16 autocast; this %s has no native bf16 kernels, so it runs in float32",
-                 config, device.type)
+    if cfg.amp == "bf16":
+        # precision at inference is the machine's choice, not the model's (its trainable weights
+        # are float32): bf16 where the device is fast at it, float32 elsewhere (llm_dtypes)
         cfg.amp = "auto"
     model = build_model(cfg, inventory, device)
     state = torch.load(weights, map_location=device)
