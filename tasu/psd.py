@@ -67,37 +67,43 @@ def _check_lengths(n, B: int, T: int) -> None:
 
 
 def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: float) -> list[np.ndarray]:
-    """:func:`psd_compress_batch` on the CPU: one numpy argmax over the batch numbers the runs
-    (a new run at each argmax change and each utterance start); only frames whose argmax is not
-    blank are gathered and normalised (CTC output is mostly blank), the threshold drops some of
-    them, and each run's kept frames are averaged with one ``index_add``."""
+    """:func:`psd_compress_batch` on the CPU: the frame argmax (valid frames only; padding reads
+    as blank) numbers the runs over the whole batch (a new run at each argmax change and each
+    utterance start); only frames whose argmax is not blank are gathered and normalised (CTC
+    output is mostly blank), the threshold drops some of them, and each run's kept frames are
+    averaged with one ``index_add`` (dropped frames go to a spare row: no second copy)."""
     import torch
 
     B, T, V = x.shape
     if B == 0:
         return []
-    arg = x.argmax(-1)                                                # [B, T]
+    arg = np.full((B, T), blank_id, dtype=np.int64)                   # padding: blank, never kept
+    for b in range(B):                                                # argmax of valid frames only
+        x[b, :n[b]].argmax(-1, out=arg[b, :n[b]])
     new = np.ones((B, T), dtype=bool)
     new[:, 1:] = arg[:, 1:] != arg[:, :-1]
     run = np.cumsum(new.reshape(-1)).reshape(B, T)                    # global run index per frame
     bi, ti = np.nonzero((np.arange(T)[None, :] < n[:, None]) & (arg != blank_id))
-    # the [N, V] work (gather, softmax, run sums) runs in torch on zero-copy views: its softmax
-    # and index_add are 2x / 10x faster than numpy's exp + sum and np.add.reduceat here
-    flat = torch.from_numpy(np.ascontiguousarray(x).reshape(B * T, V))
-    probs = flat.index_select(0, torch.from_numpy(bi * T + ti)).softmax(-1)  # candidate frames
-    ok = (probs[:, blank_id] <= threshold).numpy()
-    if not ok.all():
-        keep = np.flatnonzero(ok)
-        probs, bi, ti = probs.index_select(0, torch.from_numpy(keep)), bi[keep], ti[keep]
     out = [np.zeros((0, V), dtype=np.float32) for _ in range(B)]
     if len(bi) == 0:
         return out
-    r = run[bi, ti]                                                   # nondecreasing
+    # the [N, V] work (memory-bound: gather, softmax, run sums) runs in torch on zero-copy
+    # views of the candidate frames (CTC output is mostly blank): its softmax and index_add
+    # are 2x / 10x faster than numpy's exp + sum and np.add.reduceat here
+    flat = torch.from_numpy(np.ascontiguousarray(x).reshape(B * T, V))
+    probs = flat.index_select(0, torch.from_numpy(bi * T + ti)).softmax(-1)
+    ok = (probs[:, blank_id] <= threshold).numpy()
+    r = run[bi, ti][ok]                                               # runs of kept frames, nondecreasing
+    if len(r) == 0:
+        return out
     first = np.r_[True, r[1:] != r[:-1]]
     starts = np.flatnonzero(first)
     counts = np.diff(np.r_[starts, len(r)])
-    sums = torch.zeros(len(starts), V, dtype=probs.dtype).index_add_(0, torch.from_numpy(np.cumsum(first) - 1), probs)
-    means = (sums.numpy() / counts[:, None]).astype(np.float32, copy=False)
+    slot = np.full(len(ok), len(starts), dtype=np.int64)              # dropped frames: a spare row
+    slot[ok] = np.cumsum(first) - 1
+    sums = torch.zeros(len(starts) + 1, V, dtype=probs.dtype).index_add_(0, torch.from_numpy(slot), probs)
+    means = (sums[:-1].numpy() / counts[:, None]).astype(np.float32, copy=False)
+    bi = bi[ok]
     per_utt = np.bincount(bi[starts], minlength=B)
     for b, m in enumerate(np.split(means, np.cumsum(per_utt)[:-1])):
         out[b] = m
