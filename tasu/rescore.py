@@ -48,3 +48,22 @@ def pick_hypothesis(hyps: Sequence[tuple[str, float]], rows: np.ndarray, units_o
         if score > best_score:
             best, best_score = i, score
     return best
+
+
+def units_function(encoder, index: dict[str, int]) -> Callable[[str], list[int]]:
+    """``text -> unit ids`` (``index``: the model's unit -> id) by ``encoder.text_to_units``, cached."""
+    from functools import lru_cache
+
+    @lru_cache(maxsize=None)
+    def units_of(text: str) -> list[int]:
+        return [index[u] for u in encoder.text_to_units(text)] if text.strip() else []
+    return units_of
+
+
+def make_rescorer(units_of: Callable[[str], list[int]], weight: float, insert_cost: float,
+                  delete_cost: float) -> Callable[[np.ndarray, list[tuple[str, float]]], int]:
+    """``(PSD rows, [(text, LLM log-prob)]) -> index of the answer`` (:func:`pick_hypothesis`),
+    the ``rescorer`` of :func:`tasu.decode.decode_posteriors`."""
+    def rescorer(rows: np.ndarray, cands: list[tuple[str, float]]) -> int:
+        return pick_hypothesis(cands, rows, units_of, weight, insert_cost, delete_cost)
+    return rescorer

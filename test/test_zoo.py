@@ -225,3 +225,34 @@ def test_include_llm_stores_the_gguf_and_points_the_config_at_it(exp, tmp_path):
     assert cfg["llm"] == str((tmp_path / "full" / gguf[0]).resolve())  # rewritten on unpack
     model, cfg2, _, _ = load_model(u.root)
     assert cfg2.llm == cfg["llm"]
+
+
+def test_infer_rescores_the_beam_with_a_decode_config(exp, tmp_path):
+    """--config with acoustic_weight: the answers of decode_posteriors with the same rescorer."""
+    from tasu.data import read_audio
+    from tasu.decode import decode_posteriors
+    from tasu.encoders.hama import HamaEncoder
+    from tasu.psd import psd_compress
+    from tasu.rescore import make_rescorer, units_function
+    from tasu.train import load_trained
+
+    conf = tmp_path / "rescore.yaml"
+    conf.write_text("num_beams: 3\nmax_new_tokens: 6\nbatch_size: 2\nacoustic_weight: 0.5\n")
+    wavs = [exp / "a.wav", exp / "b.wav"]
+    model, _, inv = load_trained(exp / "exp" / "tasu_tiny", torch.device("cpu"))
+    enc = HamaEncoder()
+    items = [(w.name, psd_compress(enc.log_posteriors(*read_audio(str(w))), inv.blank_id, 0.5)) for w in wavs]
+    picked = []
+
+    def rescorer(rows, cands):
+        picked.append(len(cands))
+        return make_rescorer(units_function(enc, inv.index()), 0.5, 2.0, 5.0)(rows, cands)
+    ref = decode_posteriors(model, items, 2, 6, 3, rescorer=rescorer)
+    assert picked == [3, 3]                      # the rescorer saw every utterance's 3 beams
+    assert decode_posteriors(model, items, 2, 6, 3) != ref   # here the fit changes an answer
+    r = infer("--model", exp / "exp" / "tasu_tiny", "--config", conf, *wavs)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"{w.name} {ref[w.name]}".rstrip() for w in wavs]
+    conf.write_text("num_beams: 1\nacoustic_weight: 0.5\n")   # nothing to re-rank: refused
+    r = infer("--model", exp / "exp" / "tasu_tiny", "--config", conf, exp / "a.wav")
+    assert r.returncode == 2 and f"{conf}: acoustic_weight 0.5" in r.stderr and "num_beams > 1" in r.stderr

@@ -144,28 +144,19 @@ def acoustic_rescorer(encoder: str, inv, dcfg: DecodeConfig, lexicon: Path | Non
     """``(posteriors, [(text, logp)]) -> index`` by :func:`tasu.rescore.pick_hypothesis`, with the
     encoder's own text -> units (characters it cannot write are dropped)."""
     import shutil
-    from functools import lru_cache
 
     from tasu.encoders import build_encoder
-    from tasu.rescore import pick_hypothesis
+    from tasu.rescore import make_rescorer, units_function
 
     hyp_lexicon = None
     if lexicon is not None:  # the training lexicon is read, never written
         hyp_lexicon = outdir / "lexicon_hyp.txt"
         shutil.copyfile(lexicon, hyp_lexicon)
     enc = build_encoder(encoder, lexicon=hyp_lexicon, oov="drop")
-    index = inv.index()
     if enc.inventory.units != inv.units:
         raise ValueError(f"encoder {encoder!r} has other units than the model's units.txt")
-
-    @lru_cache(maxsize=None)
-    def units_of(text: str) -> list[int]:
-        return [index[u] for u in enc.text_to_units(text)] if text.strip() else []
-
-    def rescorer(rows, cands):
-        return pick_hypothesis(cands, rows, units_of, dcfg.acoustic_weight, dcfg.align_insert_cost,
-                               dcfg.align_delete_cost)
-    return rescorer
+    return make_rescorer(units_function(enc, inv.index()), dcfg.acoustic_weight, dcfg.align_insert_cost,
+                         dcfg.align_delete_cost)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ Kaldi ``text`` format, so it scores directly against a reference ``text``
 
 Model (``--model``): a packed zip (stage 6), an unpacked model dir, an exp dir, or a hub id
 when online; by default the model shipped with the package (see the README for its WER).
+Decoding settings: the model's packed ``decode.yaml``, or ``--config``; with
+``acoustic_weight`` > 0 there, the beam's answers are re-ranked by how well their units fit
+the posteriors (:mod:`tasu.rescore`; new words go through the encoder's G2P, in memory).
 Any sample rate and channel count is accepted: audio is downmixed to mono and resampled to
 the encoder's 16 kHz. Inputs are read in chunks of ``--chunk`` and decoded in batches of
 similar length, so long lists stream with a progress bar (stderr).
@@ -105,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", "-o", type=Path, help="write `<key> <answer>` lines here instead of stdout")
     ap.add_argument("--batch_size", type=int, help="utterances per generation batch (default: decode config)")
     ap.add_argument("--chunk", type=int, default=64, help="inputs read and decoded at a time (default 64)")
+    ap.add_argument("--config", type=Path,
+                    help="decoding YAML in place of the model's own (e.g. egs/mini_en/conf/decode_rescore.yaml: "
+                         "8 beams re-ranked by acoustic fit, when acoustic_weight > 0)")
     ap.add_argument("--num_beams", type=int, help="beam size (default: decode config)")
     ap.add_argument("--max_new_tokens", type=int, help="answer length limit (default: decode config)")
     ap.add_argument("--psd_threshold", type=float, help="blank threshold of PSD (default: decode config)")
@@ -126,22 +132,30 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=FutureWarning)
 
     from tasu.bin.train import device_from_ngpu
+    from tasu.config import DecodeConfig, load_config
     from tasu.decode import decode_posteriors
     from tasu.encoders import build_encoder
     from tasu.psd import psd_compress
+    from tasu.rescore import make_rescorer, units_function
     from tasu.zoo import ZooError, load_model
 
     try:
+        own = load_config(args.config, DecodeConfig) if args.config else None  # errors name the file
         model, cfg, inv, dcfg = load_model(args.model, device_from_ngpu(args.ngpu))
     except (ZooError, FileNotFoundError, ValueError, RuntimeError) as e:
         log.error("%s", e)
         return 2
+    dcfg = own or dcfg
     batch_size = args.batch_size or dcfg.batch_size
     beams = args.num_beams or dcfg.num_beams
     max_new = args.max_new_tokens or dcfg.max_new_tokens
     threshold = dcfg.psd_threshold if args.psd_threshold is None else args.psd_threshold
-    try:
-        encoder = build_encoder(args.encoder or cfg.encoder, device=str(model.device))
+    if dcfg.acoustic_weight > 0 and beams < 2:
+        log.error("%s: acoustic_weight %g rescores the beam's answers: it needs num_beams > 1 (got %d)",
+                  args.config or "the model's decode config", dcfg.acoustic_weight, beams)
+        return 2
+    try:  # text -> units (rescoring only): characters the encoder cannot write are dropped
+        encoder = build_encoder(args.encoder or cfg.encoder, device=str(model.device), oov="drop")
     except (ValueError, ImportError, OSError) as e:  # names the encoder spec, dir or missing package
         log.error("%s", e)
         return 2
@@ -149,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("the model was trained on a unit inventory of %d units that differs from the encoder's (%d)",
                   inv.size, encoder.inventory.size)
         return 2
+    rescorer = None
+    if dcfg.acoustic_weight > 0:
+        rescorer = make_rescorer(units_function(encoder, inv.index()), dcfg.acoustic_weight,
+                                 dcfg.align_insert_cost, dcfg.align_delete_cost)
+        log.info("%d beams re-ranked by acoustic fit (weight %g)", beams, dcfg.acoustic_weight)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: dict[str, str] = {}
     n_done = n_skipped = n_empty = 0
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     items.append((e.key, post))
             with torch.inference_mode():
-                hyps = decode_posteriors(model, items, batch_size, max_new, beams)
+                hyps = decode_posteriors(model, items, batch_size, max_new, beams, rescorer=rescorer)
             for k in keys:
                 h = hyps.get(k, "")
                 out.write(f"{k} {h}\n" if h else f"{k}\n")
