@@ -110,6 +110,14 @@ class DecodeConfig:
     align_delete_cost: float = 5.0   # a unit of the answer no PSD row carries
 
 
+def check_rescoring(cfg: DecodeConfig, num_beams: int, where: object) -> None:
+    """ValueError naming ``where`` when ``acoustic_weight`` > 0 has no beam answers to re-rank
+    (``num_beams``: the config's, or a command line's override)."""
+    if cfg.acoustic_weight > 0 and num_beams < 2:
+        raise ValueError(f"{where}: acoustic_weight {cfg.acoustic_weight:g} rescores the beam's answers: "
+                         f"it needs num_beams > 1 (got {num_beams})")
+
+
 def _check_type(value: Any, ftype: str, where: str, key: str) -> Any:
     """``value`` if it fits a scalar field type (``int``, ``float``, ``str``, ``bool``, ``X | None``).
 

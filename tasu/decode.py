@@ -17,6 +17,11 @@ def length_sorted_batches(items: list[tuple[str, np.ndarray]], batch_size: int) 
         yield order[i:i + batch_size]
 
 
+def answer_text(tokenizer, ids: list[int]) -> str:
+    """An answer's token ids as one line of text (special tokens dropped, whitespace collapsed)."""
+    return " ".join(tokenizer.decode(ids, skip_special_tokens=True).split())
+
+
 def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 16,
                       max_new_tokens: int = 48, num_beams: int = 1, progress=None,
                       constraint=None, template: PromptTemplate | None = None,
@@ -31,21 +36,17 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
     tok = model.tokenizer
     out: dict[str, str] = {}
     items = list(items)
-
-    def text(ids: list[int]) -> str:
-        return " ".join(tok.decode(ids, skip_special_tokens=True).split())
-
     for batch in length_sorted_batches(items, batch_size):
         feats = [torch.from_numpy(np.array(m, dtype=np.float32)) for _, m in batch]
         templates = None if template is None else [template] * len(feats)
         if rescorer is None:
             hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams, constraint=constraint,
                                   templates=templates)
-            out.update((uid, text(ids)) for (uid, _), ids in zip(batch, hyps))
+            out.update((uid, answer_text(tok, ids)) for (uid, _), ids in zip(batch, hyps))
         else:
             beams = model.generate_nbest(feats, num_beams, max_new_tokens, constraint, templates)
             for (uid, mat), cands in zip(batch, beams):
-                cands = [(text(ids), score) for ids, score in cands]
+                cands = [(answer_text(tok, ids), score) for ids, score in cands]
                 out[uid] = cands[rescorer(mat, cands)][0]
                 if nbest is not None:
                     nbest[uid] = cands
@@ -66,7 +67,7 @@ def decode_texts(model: SpeechLLM, texts: dict[str, str], batch_size: int = 16, 
         hyps = model.generate_from_text([ids[u] for u in batch], max_new_tokens, num_beams,
                                         templates=None if template is None else [template] * len(batch))
         for u, h in zip(batch, hyps):
-            out[u] = " ".join(tok.decode(h, skip_special_tokens=True).split())
+            out[u] = answer_text(tok, h)
         if progress is not None:
             progress.update(len(batch))
     return out

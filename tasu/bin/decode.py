@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 
-from tasu.config import DecodeConfig, load_config
+from tasu.config import DecodeConfig, check_rescoring, load_config
 from tasu.data import atomic_write_text
 
 log = logging.getLogger("tasu.decode")
@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if vocab:
             read_table_lines(vocab)  # DataError "<file>:<line>: not valid UTF-8"
             words = read_word_list(vocab)
-        if dcfg.acoustic_weight > 0 and dcfg.num_beams < 2:
-            raise ValueError(f"{args.config}: acoustic_weight {dcfg.acoustic_weight} rescores the beam's answers: "
-                             f"it needs num_beams > 1 (got {dcfg.num_beams})")
+        check_rescoring(dcfg, dcfg.num_beams, args.config)
         if args.lexicon is not None and not args.lexicon.is_file():
             raise ValueError(f"{args.lexicon}: missing (--lexicon)")
         check_model_files(args.expdir / "config.yaml", args.expdir / "units.txt", args.expdir / args.checkpoint)

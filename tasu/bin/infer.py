@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=FutureWarning)
 
     from tasu.bin.train import device_from_ngpu
-    from tasu.config import DecodeConfig, load_config
+    from tasu.config import DecodeConfig, check_rescoring, load_config
     from tasu.decode import decode_posteriors
     from tasu.encoders import build_encoder
     from tasu.psd import psd_compress
@@ -145,14 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ZooError, FileNotFoundError, ValueError, RuntimeError) as e:
         log.error("%s", e)
         return 2
-    dcfg = own or dcfg
+    if own is not None:
+        dcfg = own
     batch_size = args.batch_size or dcfg.batch_size
     beams = args.num_beams or dcfg.num_beams
     max_new = args.max_new_tokens or dcfg.max_new_tokens
     threshold = dcfg.psd_threshold if args.psd_threshold is None else args.psd_threshold
-    if dcfg.acoustic_weight > 0 and beams < 2:
-        log.error("%s: acoustic_weight %g rescores the beam's answers: it needs num_beams > 1 (got %d)",
-                  args.config or "the model's decode config", dcfg.acoustic_weight, beams)
+    try:
+        check_rescoring(dcfg, beams, args.config or "the model's decode config")
+    except ValueError as e:
+        log.error("%s", e)
         return 2
     try:  # text -> units (rescoring only): characters the encoder cannot write are dropped
         encoder = build_encoder(args.encoder or cfg.encoder, device=str(model.device), oov="drop")
