@@ -71,7 +71,8 @@ def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: flo
     as blank) numbers the runs over the whole batch (a new run at each argmax change and each
     utterance start); only frames whose argmax is not blank are gathered and normalised (CTC
     output is mostly blank), the threshold drops some of them, and each run's kept frames are
-    averaged with one ``index_add`` (dropped frames go to a spare row: no second copy)."""
+    averaged with one ``index_add`` (dropped frames go to a spare row: no second copy; the
+    softmax and the division run in place, since each fresh ``[N, V]`` buffer costs page faults)."""
     import torch
 
     B, T, V = x.shape
@@ -91,7 +92,8 @@ def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: flo
     # views of the candidate frames (CTC output is mostly blank): its softmax and index_add
     # are 2x / 10x faster than numpy's exp + sum and np.add.reduceat here
     flat = torch.from_numpy(np.ascontiguousarray(x).reshape(B * T, V))
-    probs = flat.index_select(0, torch.from_numpy(bi * T + ti)).softmax(-1)
+    probs = flat.index_select(0, torch.from_numpy(bi * T + ti))
+    torch.softmax(probs, -1, out=probs)                               # in place: no second [N, V] buffer
     ok = (probs[:, blank_id] <= threshold).numpy()
     r = run[bi, ti][ok]                                               # runs of kept frames, nondecreasing
     if len(r) == 0:
@@ -102,7 +104,7 @@ def _psd_batch_numpy(x: np.ndarray, n: np.ndarray, blank_id: int, threshold: flo
     slot = np.full(len(ok), len(starts), dtype=np.int64)              # dropped frames: a spare row
     slot[ok] = np.cumsum(first) - 1
     sums = torch.zeros(len(starts) + 1, V, dtype=probs.dtype).index_add_(0, torch.from_numpy(slot), probs)
-    means = (sums[:-1].numpy() / counts[:, None]).astype(np.float32, copy=False)
+    means = sums[:-1].div_(torch.from_numpy(counts)[:, None]).numpy().astype(np.float32, copy=False)
     bi = bi[ok]
     per_utt = np.bincount(bi[starts], minlength=B)
     for b, m in enumerate(np.split(means, np.cumsum(per_utt)[:-1])):

@@ -75,19 +75,21 @@ def _torch_path(x, lengths, blank_id, threshold=0.5):
     return _psd_batch_torch(torch.as_tensor(x), torch.as_tensor(lengths), blank_id, threshold)
 
 
+@pytest.mark.parametrize("V", [9, 191])   # 191: hama's size, several vector widths of the softmax
 @pytest.mark.parametrize("path", ["numpy", "torch"])
-def test_batched_and_loop_psd_equal_the_reference_on_random_batches(path):
+def test_batched_and_loop_psd_equal_the_reference_on_random_batches(path, V):
     from tasu.psd import psd_compress_batch, psd_compress_loop
 
     batched = psd_compress_batch if path == "numpy" else _torch_path
     rng = np.random.default_rng(0)
+    blank = V - 1
     for thr in (0.3, 0.5, 0.9):
-        x, lengths = random_batch(rng)
-        out = batched(x, lengths, blank_id=8, threshold=thr)
+        x, lengths = random_batch(rng, V=V, blank=blank)
+        out = batched(x, lengths, blank_id=blank, threshold=thr)
         assert len(out) == len(lengths)
         for b, n in enumerate(lengths):
-            ref = psd_compress(x[b, :n], 8, thr)
-            loop = psd_compress_loop(x[b, :n], 8, thr)
+            ref = psd_compress(x[b, :n], blank, thr)
+            loop = psd_compress_loop(x[b, :n], blank, thr)
             assert out[b].shape == ref.shape == loop.shape   # the same frames kept and merged
             # float32 softmax against the float64 reference: equal to float32 rounding
             np.testing.assert_allclose(out[b], ref, rtol=0, atol=1e-6)

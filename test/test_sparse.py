@@ -141,3 +141,12 @@ def test_embedding_projectors_take_sparse_rows(kind, opts):
     for a, b in zip(g_out, g_ref):
         if b is not None:
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_blocked_rows_times_table_equals_the_product():
+    from tasu.sparse import rows_times_table
+
+    g = torch.Generator().manual_seed(0)
+    S, T = torch.randn(2, 1000, generator=g), torch.randn(1000, 33, generator=g)
+    for block in (7, 128, 1000):   # uneven last block, several blocks, one plain product
+        torch.testing.assert_close(rows_times_table(S, T, block=block), S @ T, atol=1e-4, rtol=1e-5)

@@ -120,27 +120,34 @@ def bench_psd(n_utts: int, V: int, batch: int) -> None:
     # one untimed pass of each over the first batch: thread pools, allocator and page faults warm
     _psd_frame_loop_torch(torch.from_numpy(utts[0]), blank), psd_compress_loop(utts[0], blank)
     psd_compress(utts[0], blank), psd_compress_batch(*batches[0], blank)
-    t0 = time.perf_counter()
-    ref = [_psd_frame_loop_torch(torch.from_numpy(u), blank) for u in utts]
-    t_torch = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    loop = [psd_compress_loop(u, blank) for u in utts]
-    t_loop = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    per = [psd_compress(u, blank) for u in utts]
-    t_utt = time.perf_counter() - t0
-    passes = []  # a batched pass is short and this shared CPU is noisy: time five, report them all
-    for _ in range(5):
+    # the methods take turns batch by batch, so a slow spell of this shared VM (timings here
+    # drift by 1.5x over seconds) falls on all of them instead of on whichever ran then
+    t_torch = t_loop = t_utt = t_first = t_med = t_best = 0.0
+    ref, loop, per, bat = [], [], [], []
+    for i, (x, n) in enumerate(batches):
+        chunk = utts[i * batch:(i + 1) * batch]
         t0 = time.perf_counter()
-        bat = [y for x, n in batches for y in psd_compress_batch(x, n, blank)]
-        passes.append(time.perf_counter() - t0)
-    t_first, t_med, t_best = passes[0], float(np.median(passes)), min(passes)
+        ref += [_psd_frame_loop_torch(torch.from_numpy(u), blank) for u in chunk]
+        t_torch += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        loop += [psd_compress_loop(u, blank) for u in chunk]
+        t_loop += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        per += [psd_compress(u, blank) for u in chunk]
+        t_utt += time.perf_counter() - t0
+        passes = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            out = psd_compress_batch(x, n, blank)
+            passes.append(time.perf_counter() - t0)
+        bat += out
+        t_first, t_med, t_best = t_first + passes[0], t_med + float(np.median(passes)), t_best + min(passes)
     same = all(a.shape == b.shape == c.shape == d.shape for a, b, c, d in zip(ref, loop, per, bat))
     diff = max(float(np.abs(a - b).max(initial=0)) for a, b in zip(ref, bat))
     print(f"  per-frame loop, torch (reference style)  {t_torch:7.2f} s")
     print(f"  per-frame loop, numpy rows               {t_loop:7.2f} s")
     print(f"  per-utterance numpy (psd_compress)       {t_utt:7.2f} s")
-    print(f"  batched ({batch:3d} per batch), 5 passes: first {t_first:.3f} s, median {t_med:.3f} s, "
+    print(f"  batched ({batch:3d} per batch), 5 passes a batch: first {t_first:.3f} s, median {t_med:.3f} s, "
           f"best {t_best:.3f} s")
     print(f"    speed-up (first / median / best): {t_torch / t_first:5.1f}x / {t_torch / t_med:5.1f}x / "
           f"{t_torch / t_best:5.1f}x the torch loop, {t_loop / t_first:4.1f}x / {t_loop / t_med:4.1f}x / "
