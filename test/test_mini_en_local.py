@@ -39,3 +39,24 @@ def test_kjv_clauses_split_verses_and_unknown_sources_are_refused(monkeypatch):
     with pytest.raises(SystemExit, match="unknown text source 'nope'"):
         prepare_data.source_sentences("nope", {})
     sys.modules.pop("prepare_data", None)
+
+
+@pytest.mark.skipif(shutil.which("flite") is None or shutil.which("sox") is None, reason="needs flite, sox")
+def test_flite_voices_speak_at_the_drawn_speed(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(TOP / "egs" / "mini_en" / "local"))
+    import prepare_data
+    import soundfile as sf
+
+    text = "the conclusion of a business deal"
+    durations = {}
+    for speed in (120, 200):
+        cfg = {"voices": ["flite:slt"], "speed": [speed, speed], "pitch": [50, 50], "sample_rate": 16000}
+        prepare_data.make_speech_set(f"s{speed}", [text], cfg, tmp_path / "data", tmp_path / "wav", random.Random(0))
+        wav = tmp_path / "wav" / f"s{speed}" / f"fliteslt-s{speed}-0000.wav"
+        info = sf.info(str(wav))
+        assert info.samplerate == 16000 and info.channels == 1
+        durations[speed] = info.duration
+        assert (tmp_path / "data" / f"s{speed}" / "utt2spk").read_text().split() == [f"fliteslt-s{speed}-0000", "fliteslt"]
+    # duration stretch 160/speed: 200 wpm speaks in about 120/200 of the time of 120 wpm
+    assert 0.5 < durations[200] / durations[120] < 0.75
+    sys.modules.pop("prepare_data", None)

