@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mini_en: text-only TASU on English WordNet sentences, zero-shot ASR on espeak-ng speech.
-# ./run.sh                          # stages 0-6 (about 50 min on 2 CPU cores)
+# ./run.sh                          # stages 0-6 (about 45 min on 2 CPU cores)
 # ./run.sh --stage 1 --stop_stage 5 --test_sets mine   # decode + score data/mine
 set -euo pipefail
 

@@ -200,6 +200,9 @@ def main() -> None:
     frng = random.Random(cfg["seed"] + 3)
     held_out = {"test_in": test_in[:n_in], "test_ood": ood[:n_ood], "dev": dev}
     for src, name in (cfg.get("flite_sets") or {}).items():
+        if src not in held_out or not cfg.get("flite_voices"):
+            raise SystemExit(f"{args.config}: flite_sets takes {sorted(held_out)} as sources (got {src!r}) "
+                             "and needs flite_voices")
         make_speech_set(name, held_out[src], {**cfg, "voices": cfg["flite_voices"]}, args.data, args.wav_dir, frng)
     (args.data / "vocab.txt").write_text("".join(f"{w}\n" for w in sorted(train_words)))
 
