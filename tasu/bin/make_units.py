@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoder", default="hama", help="CTC encoder whose units to produce: hama (default), hf:<dir>")
     ap.add_argument("--oov", choices=("drop", "map", "fail"), default="drop",
                     help="characters the encoder's vocabulary lacks (not hama): drop with a count, map, or fail")
+    ap.add_argument("--nj", type=int, default=1, help="G2P worker processes for new words (hama)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s (delete the file to rebuild the lexicon)", e)
         return 1
     words = {w for t in dd.text.values() for w in text_words(t)}
-    n_new = g2p.add_words(words, progress=True)
+    n_new = g2p.add_words(words, progress=True, nj=args.nj)
     log.info("%s: %d distinct words, %d new to the lexicon %s", args.data, len(words), n_new, args.lexicon)
     if g2p.unknown_symbols:
         log.warning("G2P symbols outside the %s inventory were dropped: %s", args.encoder,
