@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from tasu.constrain import GuardConfig
 from tasu.llm import LoraConfig
 from tasu.simulate import SimulationConfig
 
@@ -108,6 +109,15 @@ class DecodeConfig:
     acoustic_weight: float = 0.0
     align_insert_cost: float = 2.0   # a PSD row no unit of the answer explains
     align_delete_cost: float = 5.0   # a unit of the answer no PSD row carries
+    # generation guards (tasu.constrain.GenerationGuard): at most ceil(max_len_ratio * PSD rows)
+    # + max_len_offset answer tokens (0: max_new_tokens only); loop_repeats copies in a row of
+    # one n-gram end the answer, and the copies are cut to one (0: off)
+    max_len_ratio: float = 0.0
+    max_len_offset: int = 8
+    loop_repeats: int = 0
+
+    def guard(self) -> GuardConfig:
+        return GuardConfig(self.max_len_ratio, self.max_len_offset, self.loop_repeats)
 
 
 def check_rescoring(cfg: DecodeConfig, num_beams: int, where: object) -> None:

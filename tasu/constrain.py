@@ -7,6 +7,7 @@ command set, the training text's vocabulary); it makes every other word unreacha
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -80,3 +81,79 @@ class VocabularyConstraint:
             else:
                 mask[b, ok] = 0
         return scores + mask
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Generation guards (decode config keys of the same names): an answer may have at most
+    ``ceil(max_len_ratio * PSD rows) + max_len_offset`` tokens (``max_len_ratio`` 0: only
+    ``max_new_tokens``), and ``loop_repeats`` copies in a row of one n-gram end it (0: off)."""
+
+    max_len_ratio: float = 0.0
+    max_len_offset: int = 8
+    loop_repeats: int = 0
+
+
+class GenerationGuard:
+    """A ``transformers`` logits processor that bounds an answer by its speech and stops loops.
+
+    - Length: row ``b`` of the batch (beams of one example share its bound) may write at most
+      ``bounds[b // num_beams]`` tokens; then only ``eos_id`` is allowed. :func:`length_bounds`
+      derives the bounds from the number of PSD rows: an answer has about one token per two to
+      four phones, so a bound proportional to the rows stops a model that drifts into fluent text
+      the speech does not hold.
+    - Loops: when the last ``n`` tokens (any ``n`` up to ``max_ngram``) have just been written
+      ``loop_repeats`` times in a row, only ``eos_id`` is allowed (0: no loop guard). The loop's
+      extra copies are cut afterwards by :func:`trim_loops`.
+    """
+
+    def __init__(self, bounds: Sequence[int] | None, eos_id: int, num_beams: int = 1,
+                 loop_repeats: int = 0, max_ngram: int = 12) -> None:
+        self.bounds = list(bounds) if bounds is not None else None
+        self.eos_id = eos_id
+        self.num_beams = num_beams
+        self.loop_repeats = loop_repeats
+        self.max_ngram = max_ngram
+
+    def _looping(self, row: list[int]) -> bool:
+        r, t = self.loop_repeats, len(row)
+        for n in range(1, min(self.max_ngram, t // r) + 1):
+            tail = row[t - n:]
+            if all(row[t - (k + 1) * n: t - k * n] == tail for k in range(1, r)):
+                return True
+        return False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        t = input_ids.shape[1]
+        stop = []
+        for b in range(input_ids.shape[0]):
+            if self.bounds is not None and t >= self.bounds[b // self.num_beams]:
+                stop.append(b)
+            elif self.loop_repeats > 1 and t >= self.loop_repeats and self._looping(input_ids[b].tolist()):
+                stop.append(b)
+        if stop:
+            keep = scores[stop, self.eos_id].clone()
+            scores[stop] = float("-inf")
+            scores[stop, self.eos_id] = torch.where(torch.isfinite(keep), keep, torch.zeros_like(keep))
+        return scores
+
+
+def length_bounds(n_rows: Sequence[int], ratio: float, offset: int, cap: int) -> list[int]:
+    """Answer token bounds: ``ceil(ratio * rows) + offset``, at most ``cap`` (max_new_tokens)."""
+    return [min(cap, int(-(-ratio * r // 1)) + offset) for r in n_rows]
+
+
+def trim_loops(ids: Sequence[int], repeats: int, max_ngram: int = 12) -> list[int]:
+    """Cut a trailing loop: when the answer ends in ``repeats`` or more copies of one n-gram,
+    keep a single copy (``repeats`` <= 1: unchanged)."""
+    ids = list(ids)
+    if repeats <= 1:
+        return ids
+    for n in range(1, min(max_ngram, len(ids) // repeats) + 1):
+        tail = ids[len(ids) - n:]
+        k = 1
+        while len(ids) >= (k + 1) * n and ids[len(ids) - (k + 1) * n: len(ids) - k * n] == tail:
+            k += 1
+        if k >= repeats:
+            return ids[: len(ids) - (k - 1) * n]
+    return ids

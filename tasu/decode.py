@@ -6,6 +6,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from tasu.constrain import GuardConfig
 from tasu.llm import PromptTemplate
 from tasu.model import SpeechLLM
 
@@ -26,12 +27,14 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
                       max_new_tokens: int = 48, num_beams: int = 1, progress=None,
                       constraint=None, template: PromptTemplate | None = None,
                       rescorer: Callable[[np.ndarray, list[tuple[str, float]]], int] | None = None,
-                      nbest: dict[str, list[tuple[str, float]]] | None = None) -> dict[str, str]:
+                      nbest: dict[str, list[tuple[str, float]]] | None = None,
+                      guard: GuardConfig | None = None) -> dict[str, str]:
     """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate).
 
     ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``); None: the model's own.
     ``rescorer``: ``(posteriors, [(text, LLM log-prob)] of the num_beams beams) -> index of the
     answer`` (e.g. :func:`tasu.rescore.pick_hypothesis`); the beams go into ``nbest`` when given.
+    ``guard``: answer length bounded by the speech, loops stopped (:class:`tasu.constrain.GuardConfig`).
     """
     tok = model.tokenizer
     out: dict[str, str] = {}
@@ -41,10 +44,10 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
         templates = None if template is None else [template] * len(feats)
         if rescorer is None:
             hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams, constraint=constraint,
-                                  templates=templates)
+                                  templates=templates, guard=guard)
             out.update((uid, answer_text(tok, ids)) for (uid, _), ids in zip(batch, hyps))
         else:
-            beams = model.generate_nbest(feats, num_beams, max_new_tokens, constraint, templates)
+            beams = model.generate_nbest(feats, num_beams, max_new_tokens, constraint, templates, guard)
             for (uid, mat), cands in zip(batch, beams):
                 cands = [(answer_text(tok, ids), score) for ids, score in cands]
                 out[uid] = cands[rescorer(mat, cands)][0]

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
+from tasu.constrain import GenerationGuard, GuardConfig, length_bounds, trim_loops
 from tasu.llm import PromptTemplate
 from tasu.projector import project_batch
 
@@ -117,16 +118,25 @@ class SpeechLLM(nn.Module):
     @torch.no_grad()
     def generate(self, feats: Sequence[torch.Tensor], max_new_tokens: int = 64,
                  num_beams: int = 1, constraint=None,
-                 templates: Sequence[PromptTemplate] | None = None) -> list[list[int]]:
+                 templates: Sequence[PromptTemplate] | None = None, guard: GuardConfig | None = None) -> list[list[int]]:
         """Greedy (or beam) decoding; returns the answer token ids without the end token.
 
         ``constraint`` is a logits processor, e.g. a :class:`tasu.constrain.VocabularyConstraint`;
-        ``templates``: one prompt per example (None: the model's own), see :meth:`assemble`.
+        ``templates``: one prompt per example (None: the model's own), see :meth:`assemble`;
+        ``guard``: answer length bounded by the speech length, loops stopped (see :class:`GuardConfig`).
         """
         with self._autocast():
             x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
         return self._generate(x, mask, self._templates(len(feats), templates), max_new_tokens, num_beams,
-                              constraint)[0]
+                              constraint, guard=self._guard(feats, guard, max_new_tokens, num_beams))[0]
+
+    def _guard(self, feats: Sequence, guard: GuardConfig | None, max_new_tokens: int, num_beams: int):
+        if guard is None or (guard.max_len_ratio <= 0 and guard.loop_repeats <= 1):
+            return None
+        bounds = None
+        if guard.max_len_ratio > 0:
+            bounds = length_bounds([len(f) for f in feats], guard.max_len_ratio, guard.max_len_offset, max_new_tokens)
+        return GenerationGuard(bounds, self.template.eos_id, num_beams, guard.loop_repeats)
 
     @torch.no_grad()
     def generate_from_text(self, texts: Sequence[Sequence[int]], max_new_tokens: int = 64, num_beams: int = 1,
@@ -140,23 +150,25 @@ class SpeechLLM(nn.Module):
 
     @torch.no_grad()
     def generate_nbest(self, feats: Sequence[torch.Tensor], n: int, max_new_tokens: int = 64, constraint=None,
-                       templates: Sequence[PromptTemplate] | None = None) -> list[list[tuple[list[int], float]]]:
+                       templates: Sequence[PromptTemplate] | None = None,
+                       guard: GuardConfig | None = None) -> list[list[tuple[list[int], float]]]:
         """Beam search with ``n`` beams; per example, its ``n`` answers (token ids without the end
         token) with their summed token log-probabilities, best first."""
         with self._autocast():
             x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
         hyps, scores = self._generate(x, mask, self._templates(len(feats), templates), max_new_tokens, n,
-                                      constraint, n_return=n)
+                                      constraint, n_return=n, guard=self._guard(feats, guard, max_new_tokens, n))
         return [list(zip(hyps[i * n:(i + 1) * n], scores[i * n:(i + 1) * n])) for i in range(len(feats))]
 
     def _generate(self, x: torch.Tensor, mask: torch.Tensor, tpls: Sequence[PromptTemplate], max_new_tokens: int,
-                  num_beams: int, constraint, n_return: int = 0) -> tuple[list[list[int]], list[float] | None]:
+                  num_beams: int, constraint, n_return: int = 0,
+                  guard: GenerationGuard | None = None) -> tuple[list[list[int]], list[float] | None]:
         """``(answer ids per row, None)``; with ``n_return``, ``n_return`` beams per row and their
         summed log-probabilities in place of None."""
         from transformers import LogitsProcessorList
 
         eos = sorted({t.eos_id for t in tpls}) or [self.template.eos_id]
-        procs = LogitsProcessorList([constraint] if constraint is not None else [])
+        procs = LogitsProcessorList([p for p in (constraint, guard) if p is not None])
         extra = dict(num_return_sequences=n_return, output_scores=True, return_dict_in_generate=True,
                      length_penalty=0.0) if n_return else {}  # length_penalty 0: plain sums of log-probs
         with self._autocast():
@@ -170,5 +182,6 @@ class SpeechLLM(nn.Module):
             ends = [row.index(e) for e in eos if e in row]
             if ends:
                 row = row[:min(ends)]
-            hyps.append([t for t in row if t != self.pad_id])
+            row = [t for t in row if t != self.pad_id]
+            hyps.append(trim_loops(row, guard.loop_repeats) if guard is not None else row)
         return hyps, (out.sequences_scores.float().tolist() if n_return else None)

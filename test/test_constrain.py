@@ -66,3 +66,55 @@ def test_word_list_errors_name_the_file(tmp_path):
         read_word_list(tmp_path / "missing.txt")
     (tmp_path / "w.txt").write_text("the 12\ncat\n")
     assert read_word_list(tmp_path / "w.txt") == ["the", "cat"]
+
+
+class Loop:
+    """A 'model' that never stops: only the tokens of ``cycle`` in turn are allowed, never the end."""
+
+    def __init__(self, cycle):
+        self.cycle = cycle
+
+    def __call__(self, input_ids, scores):
+        out = torch.full_like(scores, float("-inf"))
+        out[:, self.cycle[input_ids.shape[1] % len(self.cycle)]] = 0
+        return out
+
+
+@pytest.mark.parametrize("num_beams", [1, 2])
+def test_a_looping_model_stops_at_the_length_bound(num_beams):
+    from tasu.constrain import GuardConfig, length_bounds
+
+    model, tpl = tiny_model()
+    torch.manual_seed(1)
+    feats = [torch.rand(n, V) for n in (4, 10, 20)]
+    loop = Loop([7, 8, 9])
+    free = model.generate(feats, max_new_tokens=40, num_beams=num_beams, constraint=loop)
+    assert [len(h) for h in free] == [40, 40, 40]                      # without a guard: to max_new_tokens
+    guard = GuardConfig(max_len_ratio=0.5, max_len_offset=2, loop_repeats=0)
+    hyps = model.generate(feats, max_new_tokens=40, num_beams=num_beams, constraint=loop, guard=guard)
+    assert [len(h) for h in hyps] == length_bounds([4, 10, 20], 0.5, 2, 40) == [4, 7, 12]
+    assert hyps[2] == [7, 8, 9] * 4
+
+
+@pytest.mark.parametrize("num_beams", [1, 2])
+def test_the_loop_guard_ends_and_cuts_a_loop(num_beams):
+    from tasu.constrain import GuardConfig
+
+    model, tpl = tiny_model()
+    feats = [torch.rand(6, V), torch.rand(9, V)]
+    hyps = model.generate(feats, max_new_tokens=40, num_beams=num_beams, constraint=Loop([7, 8]),
+                          guard=GuardConfig(loop_repeats=3))
+    assert hyps == [[7, 8], [7, 8]]                                    # 3 copies written, cut to one
+    if num_beams > 1:
+        nbest = model.generate_nbest(feats, num_beams, max_new_tokens=40, constraint=Loop([7, 8]),
+                                     guard=GuardConfig(loop_repeats=3))
+        assert [per[0][0] for per in nbest] == [[7, 8], [7, 8]]         # (other beams are dead: one token allowed)
+
+
+def test_trim_loops_keeps_one_copy_and_leaves_the_rest():
+    from tasu.constrain import trim_loops
+
+    assert trim_loops([1, 2, 3, 4, 3, 4, 3, 4], 3) == [1, 2, 3, 4]
+    assert trim_loops([1, 2, 3, 4, 3, 4], 3) == [1, 2, 3, 4, 3, 4]     # two copies: not a loop
+    assert trim_loops([5, 5, 5, 5, 5], 3) == [5]
+    assert trim_loops([1, 2, 3], 0) == [1, 2, 3]

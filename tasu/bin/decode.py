@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
             hyps = decode_posteriors(model, items, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar,
-                                     constraint, template, rescorer, nbest)
+                                     constraint, template, rescorer, nbest, dcfg.guard())
         if nbest:
             changed = sum(hyps[u] != c[0][0] for u, c in nbest.items())
             log.info("acoustic rescoring (weight %g) of %d-best lists: %d of %d answers are not the beam's best",

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     items.append((e.key, post))
             with torch.inference_mode():
-                hyps = decode_posteriors(model, items, batch_size, max_new, beams, rescorer=rescorer)
+                hyps = decode_posteriors(model, items, batch_size, max_new, beams, rescorer=rescorer, guard=dcfg.guard())
             for k in keys:
                 h = hyps.get(k, "")
                 out.write(f"{k} {h}\n" if h else f"{k}\n")
