@@ -164,24 +164,63 @@ class SpeechLLM(nn.Module):
                   num_beams: int, constraint, n_return: int = 0,
                   guard: GenerationGuard | None = None) -> tuple[list[list[int]], list[float] | None]:
         """``(answer ids per row, None)``; with ``n_return``, ``n_return`` beams per row and their
-        summed log-probabilities in place of None."""
+        summed log-probabilities in place of None, best first.
+
+        The log-probabilities come from one teacher-forced pass over the answers (end token
+        included when written), not from ``generate(output_scores=True)``, which keeps a
+        ``[rows, vocabulary]`` tensor per generated token: gigabytes for a batch of 8-beam searches.
+        """
         from transformers import LogitsProcessorList
 
         eos = sorted({t.eos_id for t in tpls}) or [self.template.eos_id]
         procs = LogitsProcessorList([p for p in (constraint, guard) if p is not None])
-        extra = dict(num_return_sequences=n_return, output_scores=True, return_dict_in_generate=True,
-                     length_penalty=0.0) if n_return else {}  # length_penalty 0: plain sums of log-probs
+        extra = dict(num_return_sequences=n_return) if n_return else {}
         with self._autocast():
-            out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                    do_sample=False, num_beams=num_beams,
-                                    eos_token_id=eos[0] if len(eos) == 1 else eos,
-                                    pad_token_id=self.pad_id, logits_processor=procs, **extra)
-        seqs = out.sequences if n_return else out
-        hyps = []
+            seqs = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                     do_sample=False, num_beams=num_beams,
+                                     eos_token_id=eos[0] if len(eos) == 1 else eos,
+                                     pad_token_id=self.pad_id, logits_processor=procs, **extra)
+        hyps, ends = [], []
         for row in seqs.tolist():
-            ends = [row.index(e) for e in eos if e in row]
-            if ends:
-                row = row[:min(ends)]
+            at = [(row.index(e), e) for e in eos if e in row]
+            end = min(at) if at else None
+            if end is not None:
+                row = row[:end[0]]
             row = [t for t in row if t != self.pad_id]
             hyps.append(trim_loops(row, guard.loop_repeats) if guard is not None else row)
-        return hyps, (out.sequences_scores.float().tolist() if n_return else None)
+            ends.append(end[1] if end is not None else None)
+        if not n_return:
+            return hyps, None
+        scores = self._answer_logprobs(x, mask, [h + ([e] if e is not None else []) for h, e in zip(hyps, ends)],
+                                       n_return)
+        for i in range(0, len(hyps), n_return):  # best first within each example
+            order = sorted(range(i, i + n_return), key=lambda r: -scores[r])
+            hyps[i:i + n_return] = [hyps[r] for r in order]
+            scores[i:i + n_return] = [scores[r] for r in order]
+        return hyps, scores
+
+    def _answer_logprobs(self, x: torch.Tensor, mask: torch.Tensor, answers: Sequence[Sequence[int]], group: int,
+                         chunk: int = 8) -> list[float]:
+        """Summed log-probabilities of ``answers`` (row ``r`` continues prompt row ``r // group`` of
+        the left-padded ``x``), by teacher forcing, ``chunk`` rows at a time."""
+        emb, head = self.base.get_input_embeddings(), self.base.get_output_embeddings()
+        out: list[float] = []
+        T = x.shape[1]
+        for s in range(0, len(answers), chunk):
+            part = answers[s:s + chunk]
+            idx = torch.tensor([(s + k) // group for k in range(len(part))], device=x.device)
+            L = max(1, max(len(a) for a in part))
+            ans = torch.full((len(part), L), self.pad_id, dtype=torch.long, device=x.device)
+            am = torch.zeros((len(part), L), dtype=mask.dtype, device=x.device)
+            for k, a in enumerate(part):
+                ans[k, :len(a)] = torch.tensor(list(a), dtype=torch.long)
+                am[k, :len(a)] = 1
+            m = torch.cat([mask[idx], am], 1)
+            with self._autocast():
+                inp = torch.cat([x[idx], emb(ans).to(x.dtype)], 1)
+                h = self.base.base_model(inputs_embeds=inp, attention_mask=m,
+                                         position_ids=(m.cumsum(-1) - 1).clamp(min=0)).last_hidden_state
+                logits = head(h[:, T - 1:T - 1 + L])
+            lp = logits.float().log_softmax(-1).gather(-1, ans.unsqueeze(-1)).squeeze(-1)
+            out += (lp * am).sum(1).tolist()
+        return out
