@@ -101,7 +101,7 @@ class HamaG2P:
         ``nj`` > 1 runs the G2P in that many worker processes (the model is single-threaded:
         two processes on two cores are twice as fast); the lexicon is the same either way.
         """
-        new = sorted(set(words) - set(self.lexicon))
+        new = sorted({w for w in words if w not in self.lexicon})
         if nj > 1 and len(new) >= 2 * nj:
             import multiprocessing as mp
 
