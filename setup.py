@@ -36,6 +36,8 @@ setup(
         # model-zoo/hub names in `tasu-infer --model`; espnet_model_zoo pulls espnet (and another
         # torch): install it with `pip install --no-deps espnet_model_zoo` if you want it
         "hub": ["huggingface_hub"],
+        # the peer ASR system recipes score beside TASU on the same audio (tasu.bin.peer_decode)
+        "peer": ["pocketsphinx"],
     },
     entry_points={"console_scripts": ["tasu-infer = tasu.bin.infer:main"]},
 )

