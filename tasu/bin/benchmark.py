@@ -4,7 +4,9 @@
 Prints
 - training: sentences/s and effective GFLOP/s over ``--train_steps`` steps of the exp's
   config (FLOPs of one step counted by ``torch.utils.flop_counter``: forward + backward
-  matmuls actually executed), on simulated posteriors of the given units file;
+  matmuls actually executed), on simulated posteriors of the given units file, and that rate
+  as a share of this machine's matmul peak in the dtype training computes in (measured here:
+  the best of a few square matmuls under the same autocast);
 - decoding: real-time factor of audio -> the model's encoder -> PSD -> LLM text on
   ``--n_utts`` utterances of a data dir (processing seconds / audio seconds);
 - peak resident memory of the process.
@@ -19,6 +21,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def matmul_peak(dtype, n: int = 2048, reps: int = 5) -> float:
+    """Best GFLOP/s of an ``[n, n] @ [n, n]`` product under autocast ``dtype`` (None: float32)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        a @ b
+        for _ in range(reps):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         step(b)
         n += len(b)
     el = time.perf_counter() - t0
+    peak = matmul_peak(model.amp_dtype)
+    eff = flops_per_sent * n / el / 1e9
     print(f"training: batch {cfg.optim.batch_size}, {args.train_steps} steps, {n / el:.2f} sentences/s, "
-          f"{el / args.train_steps:.2f} s/step, {flops_per_sent * n / el / 1e9:.1f} effective GFLOP/s "
-          f"({flops_per_sent / 1e9:.1f} GFLOP per sentence, autocast {model.amp_dtype or 'none'})")
+          f"{el / args.train_steps:.2f} s/step, {eff:.1f} effective GFLOP/s "
+          f"({flops_per_sent / 1e9:.1f} GFLOP per sentence, autocast {model.amp_dtype or 'none'}); "
+          f"matmul peak {peak:.1f} GFLOP/s in {model.amp_dtype or torch.float32}: {100 * eff / peak:.0f} % of it")
 
     model.eval()
     dd = DataDir.load(args.test_data)
