@@ -39,6 +39,13 @@ decode_args=""        # stage 4: extra options of tasu.bin.decode, e.g. "--vocab
 task=""               # stages 4-5: ask this registry task (e.g. intent) and score by its metric ("": transcribe)
 tasks_file=conf/tasks.yaml  # the task registry (tasu.tasks)
 cascade_from=""       # stage 4: read <this exp>/decode_<set>/text (its ASR output) instead of the speech
+lexicon_seed=""       # stage 1: start <dumpdir>/lexicon.txt from this file (.xz ok) when it does not exist yet
+                      #   (a recipe that ships the G2P of its training text saves that much G2P time)
+g2p_nj=2              # stage 1: G2P worker processes for words new to the lexicon
+oracle=false          # stage 4: decode clean one-hot rows of the test transcripts' G2P units (a perfect
+                      #   encoder: the LLM's own share of the errors) into decode_<set>_oracle
+peer=""               # stages 4-5: also decode and score the test sets with this peer system
+                      #   (tasu.bin.peer_decode: pocketsphinx) into <expdir>/<peer>/decode_<set>
 
 help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
@@ -46,7 +53,8 @@ help_message="Usage: $0 [options]
   --nj, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
   --paired_set, --finetune_config, --finetune_init, --finetune_tag,
   --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
-  --inference_tag, --decode_args, --task, --tasks_file, --cascade_from, --pack_dtype, --pack_args"
+  --inference_tag, --decode_args, --task, --tasks_file, --cascade_from, --pack_dtype, --pack_args,
+  --lexicon_seed, --g2p_nj, --oracle true|false, --peer"
 
 . utils/parse_options.sh
 
@@ -56,6 +64,7 @@ encoder_tag=${encoder%%:*}
 [ -n "${dumpdir}" ] || dumpdir=$([ "${encoder}" = hama ] && echo dump || echo "dump_${encoder_tag}")
 [ -n "${model_tag}" ] || model_tag="tasu_$(basename "${train_config}" .yaml)_${encoder_tag}"
 exp="${expdir}/${model_tag}"
+if [ "${oracle}" = true ] && [ -z "${inference_tag}" ]; then inference_tag=oracle; fi
 if [ -n "${task}" ]; then  # a task's answers go into decode_<set>_<task> unless tagged otherwise
     [ -n "${inference_tag}" ] || inference_tag=${task}
     decode_args+=" --task ${task} --tasks_file ${tasks_file}"
@@ -102,12 +111,20 @@ fi
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "Stage 1: text -> ${encoder} units; audio -> PSD posteriors"
     mkdir -p "${dumpdir}"
+    if [ -n "${lexicon_seed}" ] && [ ! -f "${dumpdir}/lexicon.txt" ]; then
+        log "  ${dumpdir}/lexicon.txt from ${lexicon_seed}"
+        case "${lexicon_seed}" in
+            *.xz) xz -dc "${lexicon_seed}" > "${dumpdir}/.lexicon.txt.tmp" ;;
+            *) cp "${lexicon_seed}" "${dumpdir}/.lexicon.txt.tmp" ;;
+        esac
+        mv "${dumpdir}/.lexicon.txt.tmp" "${dumpdir}/lexicon.txt"
+    fi
     for d in ${train_set} ${valid_set}; do
         if newer "${dumpdir}/${d}/units" "data/${d}/text"; then
             log "  ${dumpdir}/${d}/units is up to date, skipping"; continue
         fi
         run_log "${exp}/logs/units_${d}.log" ${python} -m tasu.bin.make_units --encoder "${encoder}" \
-            --data "data/${d}" --out "${dumpdir}/${d}" --lexicon "${dumpdir}/lexicon.txt"
+            --data "data/${d}" --out "${dumpdir}/${d}" --lexicon "${dumpdir}/lexicon.txt" --nj "${g2p_nj}"
     done
     for d in ${test_sets} ${paired_set}; do
         if newer "${dumpdir}/${d}/feats.scp" "data/${d}/wav.scp" && [ -f "${dumpdir}/${d}/units_hyp" ]; then
@@ -179,6 +196,15 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
         out=$(decode_dir "${d}")
         input=(--feats "${dumpdir}/${d}/feats.scp")  # the cascade baseline reads another model's transcripts
         [ -z "${cascade_from}" ] || input=(--text_input "${cascade_from}/decode_${d}/text")
+        if [ "${oracle}" = true ]; then  # clean rows of the reference units, as a perfect encoder would give
+            odir="${dumpdir}/${d}_oracle"
+            if ! newer "${odir}/feats.scp" "${dumpdir}/${d}/units" "${exp}/units.txt"; then
+                run_log "${exp}/logs/oracle_${d}.log" ${python} -m tasu.bin.simulate_posteriors \
+                    --units "${dumpdir}/${d}/units" --inventory "${exp}/units.txt" --config "${exp}/config.yaml" \
+                    --out "${odir}"
+            fi
+            input=(--feats "${odir}/feats.scp")
+        fi
         lexicon=()  # pronunciations for acoustic rescoring of answers (decode config acoustic_weight)
         [ -f "${dumpdir}/lexicon.txt" ] && lexicon=(--lexicon "${dumpdir}/lexicon.txt")
         if newer "${out}/text" "${exp}/model.pt" "${input[1]}" "${decode_config}" \
@@ -191,6 +217,15 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
             --ngpu "${ngpu}" ${decode_args}
         echo "${decode_args}" > "${out}/decode_args"
     done
+    if [ -n "${peer}" ]; then  # the peer system on the same audio, scored beside the model in stage 5
+        for d in ${test_sets}; do
+            out="${expdir}/${peer}/decode_${d}"
+            if newer "${out}/text" "data/${d}/wav.scp"; then log "  ${out}/text is up to date, skipping"; continue; fi
+            mkdir -p "${expdir}/${peer}/logs"
+            run_log "${expdir}/${peer}/logs/decode_${d}.log" ${python} -m tasu.bin.peer_decode --system "${peer}" \
+                --data "data/${d}" --out "${out}" --skip_bad_audio "${skip_bad_audio}"
+        done
+    fi
     if [ -n "${inference_tag}" ] && ! grep -qx "${inference_tag}" "${exp}/inference_tags" 2>/dev/null; then
         echo "${inference_tag}" >> "${exp}/inference_tags"
     fi
@@ -215,6 +250,14 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
                 --out "${out}/encoder_result.txt" --json "${out}/encoder_score.json" --set-name "${d}"
         fi
     done
+    if [ -n "${peer}" ]; then
+        for d in ${test_sets}; do
+            out="${expdir}/${peer}/decode_${d}"
+            [ -f "${out}/text" ] && [ -f "data/${d}/text" ] || continue
+            ${python} -m tasu.bin.score --ref "data/${d}/text" --hyp "${out}/text" --out "${out}/result.txt" --set-name "${d}"
+        done
+        grep -qxF "${expdir}/${peer}" "${expdir}/decoded_models" 2>/dev/null || echo "${expdir}/${peer}" >> "${expdir}/decoded_models"
+    fi
     # every decoding of these sets (each inference tag used so far) of every model decoded in
     # this recipe dir (${expdir}/decoded_models: text-only, paired, curriculum...) goes into RESULTS.md
     grep -qxF "${exp}" "${expdir}/decoded_models" 2>/dev/null || echo "${exp}" >> "${expdir}/decoded_models"
