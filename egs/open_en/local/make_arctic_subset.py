@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Make the committed ARCTIC real-speech subset (db/arctic_cathy) from rhasspy/dataset-voice-cathy.
+
+Provenance script: run once by a maintainer; the result ships in the repo and local/data.sh reads
+it. The source is GitHub ``rhasspy/dataset-voice-cathy`` (CC0 1.0): CMU ARCTIC prompts read by one
+native US English speaker, 48 kHz stereo wavs with a ``.txt`` transcript each, 1 to 3 takes of
+each of 1 132 prompts. Fetch it with the search tool (``fetch github:rhasspy/dataset-voice-cathy``),
+then
+
+    python3 local/make_arctic_subset.py --mirror /work/.mirror --out db/arctic_cathy
+
+Rules: one take per prompt (the latest by its timestamp: the speaker re-read prompts she was not
+happy with); prompts are split at random (seeded) into ``n_test`` test and ``n_dev`` dev prompts,
+so no prompt is in both; audio becomes 16 kHz mono 16-bit FLAC (sox, its default high-quality
+resampler, channels averaged). A wav without a ``.txt``, or a ``.txt`` without a wav, is skipped
+and counted; a transcript that normalises to nothing is skipped and counted. Outputs, each
+written atomically: ``<out>/flac/<utt>.flac``, ``<out>/{dev,test}.text`` (``<utt> <transcript>``),
+``<out>/SOURCE`` (repo, commit, licence, the original file of every utterance, the counts).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tasu.data import atomic_write_text
+from tasu.score import normalize_text
+
+REPO = "rhasspy/dataset-voice-cathy"
+
+
+def git(gitdir: Path, *args: str) -> bytes:
+    return subprocess.run(["git", "--git-dir", str(gitdir), *args], check=True, capture_output=True).stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mirror", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("db/arctic_cathy"))
+    ap.add_argument("--n_test", type=int, default=400)
+    ap.add_argument("--n_dev", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=2026)
+    args = ap.parse_args(argv)
+    base = args.mirror / REPO.replace("/", "+") / "repo"
+    gitdir = base / ".git" if (base / ".git").is_dir() else base
+    commit = git(gitdir, "rev-parse", "HEAD").decode().strip()
+    names = git(gitdir, "ls-tree", "-r", "--name-only", commit, "data/").decode().split()
+    stems = collections.defaultdict(set)
+    for n in names:
+        m = re.fullmatch(r"data/(arctic_[ab]\d{4})_(\d+)\.(wav|txt)", n)
+        if m:
+            stems[(m[1], m[2])].add(m[3])
+    counts = collections.Counter()
+    takes = collections.defaultdict(list)   # prompt -> [(timestamp, stem)]
+    for (prompt, ts), kinds in stems.items():
+        if kinds != {"wav", "txt"}:
+            counts["no_txt" if "wav" in kinds else "no_wav"] += 1
+            continue
+        takes[prompt].append((int(ts), f"data/{prompt}_{ts}"))
+    prompts = sorted(takes)
+    random.Random(args.seed).shuffle(prompts)
+    split = {"test": sorted(prompts[: args.n_test]), "dev": sorted(prompts[args.n_test: args.n_test + args.n_dev])}
+    (args.out / "flac").mkdir(parents=True, exist_ok=True)
+    source_lines = [f"repo: {REPO}", f"commit: {commit}", "licence: CC0 1.0 (the repository's LICENSE)",
+                    "audio: 16 kHz mono 16-bit FLAC, sox <wav> -r 16000 -c 1 -b 16 <flac>", "utterances:"]
+    for part, ps in split.items():
+        lines = []
+        for prompt in ps:
+            ts, stem = max(takes[prompt])
+            text = " ".join(git(gitdir, "show", f"{commit}:{stem}.txt").decode("utf-8").split())
+            if not normalize_text(text):
+                counts["empty_transcript"] += 1
+                continue
+            utt = f"cathy-{prompt}"
+            flac = args.out / "flac" / f"{utt}.flac"
+            if not flac.exists():
+                with tempfile.TemporaryDirectory() as td:
+                    wav = Path(td) / "in.wav"
+                    wav.write_bytes(git(gitdir, "show", f"{commit}:{stem}.wav"))
+                    tmp = Path(td) / "out.flac"
+                    subprocess.run(["sox", str(wav), "-r", "16000", "-c", "1", "-b", "16", str(tmp)], check=True)
+                    os.replace(tmp, flac) if tmp.stat().st_dev == flac.parent.stat().st_dev else \
+                        flac.write_bytes(tmp.read_bytes())
+            lines.append(f"{utt} {text}\n")
+            source_lines.append(f"  {utt}: {stem}.wav ({part})")
+            counts[part] += 1
+        atomic_write_text(args.out / f"{part}.text", "".join(lines))
+    source_lines.append("counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    atomic_write_text(args.out / "SOURCE", "\n".join(source_lines) + "\n")
+    print(f"{args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

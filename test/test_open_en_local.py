@@ -1,0 +1,201 @@
+"""open_en's data builders on tiny fixtures, and the shipped text and speech sets themselves."""
+import gzip
+import io
+import lzma
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tasu.score import normalize_text
+from tasu.textnorm import HeldoutFilter, heldout_keys
+
+TOP = Path(__file__).resolve().parents[1]
+RECIPE = TOP / "egs" / "open_en"
+
+BOOK = """The Project Gutenberg EBook of A Test
+
+*** START OF THIS PROJECT GUTENBERG EBOOK A TEST ***
+
+CHAPTER I
+
+It was the 3rd of May in 1850, and the rain fell on the old town all day.
+Mr. Brown walked to the mill. He said that the mill was closed.
+
+For the twentieth time that evening the two men shook hands and parted.
+The rain fell on the old town again. The mill was closed again today.
+Zyxwvut appeared once in the old town.
+
+*** END OF THIS PROJECT GUTENBERG EBOOK A TEST ***
+"""
+
+
+def git_repo(root: Path, files: dict[str, bytes]) -> str:
+    """A mirror like the search tool's fetch leaves it: <root>/owner+name/repo with one commit."""
+    repo = root / "owner+books" / "repo"
+    repo.mkdir(parents=True)
+    for name, data in files.items():
+        (repo / name).write_bytes(data)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(root), "PATH": "/usr/bin:/bin"}
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "x"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True, env=env)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def build(tmp_path, files, sources, heldout=("For the twentieth time that evening the two men shook hands.",),
+          min_word_count=1):
+    commit = git_repo(tmp_path / "mirror", files)
+    keys = tmp_path / "heldout.keys"
+    keys.write_text("# test\n" + "\n".join(sorted(set().union(*(heldout_keys(s) for s in heldout)))) + "\n")
+    lines = ["seed: 1", "min_words: 3", "max_words: 35", f"min_word_count: {min_word_count}", "n_dev: 1",
+             f"heldout: {keys}",
+             "sources:"]
+    for s in sources:
+        lines.append("  - {" + ", ".join(f"{k}: {v}" for k, v in {**s, "repo": "owner/books",
+                                                                   "commit": commit}.items()) + "}")
+    cfg = tmp_path / "text.yaml"
+    cfg.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, str(RECIPE / "local" / "build_text.py"), "--config", str(cfg),
+                          "--mirror", str(tmp_path / "mirror"), "--out", str(out)], capture_output=True, text=True)
+    return res, out
+
+
+def table(path: Path) -> dict[str, str]:
+    return dict(l.split(" ", 1) for l in lzma.decompress(path.read_bytes()).decode().splitlines())
+
+
+def test_build_text_rules_and_heldout_filter(tmp_path):
+    res, out = build(tmp_path, {"book.txt": BOOK.encode()},
+                     [{"name": "book", "format": "gutenberg", "path": "book.txt"}])
+    assert res.returncode == 0, res.stderr
+    train, dev = table(out / "train.text.xz"), table(out / "dev.text.xz")
+    sents = set(train.values()) | set(dev.values())
+    assert len(dev) == 1 and not set(train) & set(dev)
+    # numbers read out, abbreviations kept in one sentence, the heading gone
+    assert "It was the third of May in eighteen fifty, and the rain fell on the old town all day." in sents
+    assert "Mr. Brown walked to the mill." in sents
+    assert not any("CHAPTER" in s for s in sents)
+    # the planted test sentence is removed, and counted
+    assert not any("twentieth time" in s for s in sents)
+    rows = [l.split("\t") for l in (out / "SOURCES.tsv").read_text().splitlines()]
+    row = dict(zip(rows[0], rows[1]))
+    assert row["drop_heldout"] == "1" and row["drop_caps"] == "1" and row["drop_rare_word"] == "0"
+    assert int(row["train"]) + int(row["dev"]) == len(sents) == 6 and row["commit_or_package"] != ""
+    assert "drop_heldout 1" in (out / "build.log").read_text()
+
+
+def test_build_text_rare_words(tmp_path):
+    book = BOOK.split("CHAPTER I")[0] + ("The rain fell on the old town.\n\nOn the old town the rain fell.\n\n"
+                                         "Zyxwvut fell on the old town.\n\n*** END OF IT ***\n")
+    res, out = build(tmp_path, {"book.txt": book.encode()}, [{"name": "book", "format": "gutenberg",
+                                                              "path": "book.txt"}], min_word_count=2)
+    assert res.returncode == 0, res.stderr
+    sents = set(table(out / "train.text.xz").values()) | set(table(out / "dev.text.xz").values())
+    assert sents == {"The rain fell on the old town.", "On the old town the rain fell."}
+    assert "drop_rare_word 1" in (out / "build.log").read_text()
+
+
+def test_build_text_bad_sources(tmp_path):
+    bad = "\n*** START OF X ***\nCaf\xe9 au lait is here today.\n*** END OF X ***\n".encode("latin-1")
+    res, out = build(tmp_path, {"book.txt": bad, "plain.txt": b"no markers at all\n"},
+                     [{"name": "book", "format": "gutenberg", "path": "book.txt"}])
+    assert res.returncode == 1 and "book.txt:3: not valid UTF-8 (byte 0xe9)" in res.stderr
+    assert not (out / "train.text.xz").exists()                       # nothing half-written
+    res, _ = build(tmp_path / "b", {"plain.txt": b"no markers at all\n"},
+                   [{"name": "book", "format": "gutenberg", "path": "plain.txt"}])
+    assert res.returncode == 1 and "plain.txt: no Project Gutenberg START/END markers" in res.stderr
+    res, _ = build(tmp_path / "c", {"plain.txt": b"x\n"}, [{"name": "book", "format": "gutenberg", "path": "gone.txt"}])
+    assert res.returncode == 1 and "gone.txt" in res.stderr
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("c/a.txt", "One line of text here.\n")
+    res, _ = build(tmp_path / "d", {"c.zip": zbuf.getvalue()},
+                   [{"name": "c", "format": "paragraphs", "path": "c.zip", "members": '"c/none*"'}])
+    assert res.returncode == 1 and "no member matches 'c/none*'" in res.stderr
+
+
+def run_prep(tmp_path, *args):
+    return subprocess.run([sys.executable, str(RECIPE / "local" / "prepare_data.py"), "--data", str(tmp_path / "data"),
+                           *args], cwd=RECIPE, capture_output=True, text=True)
+
+
+def test_asterisk_rules(tmp_path):
+    sounds = tmp_path / "sounds"
+    (sounds / "digits").mkdir(parents=True)
+    sr = 8000
+    tone = (0.1 * np.sin(np.arange(sr) / 5)).astype(np.float32)
+    for name in ("press-1", "digits/2", "beep", "orphan"):
+        sf.write(sounds / f"{name}.wav", tone, sr)
+    gz = tmp_path / "core-sounds-en.txt.gz"
+    with gzip.open(gz, "wt") as f:
+        f.write("; Core sounds\n\npress-1: Press 1, then #, or * to cancel.\ndigits/2: 2\n"
+                "beep: [a beep tone]\nno-audio: Goodbye.\n")
+    res = run_prep(tmp_path, "--sets", "asterisk", "--asterisk_sounds", str(sounds), "--asterisk_text", str(gz))
+    assert res.returncode == 0, res.stderr
+    d = tmp_path / "data" / "asterisk"
+    text = dict(l.split(" ", 1) for l in (d / "text").read_text().splitlines())
+    assert text == {"asterisk-digits_2": "two", "asterisk-press-1": "Press one, then pound, or star to cancel."}
+    skipped = (d / "skipped").read_text()
+    assert "beep" in skipped and "no speech" in skipped
+    assert "no-audio" in skipped and f"{gz}:6: transcript without a wav" in skipped
+    assert "orphan" in skipped and "wav without a transcript" in skipped
+    assert "kept 2, no_speech 1, no_transcript 1, no_wav 1" in res.stderr
+    with gzip.open(gz, "wt") as f:
+        f.write("press-1 without a colon\n")
+    res = run_prep(tmp_path, "--sets", "asterisk", "--asterisk_sounds", str(sounds), "--asterisk_text", str(gz))
+    assert res.returncode != 0 and f"{gz}:1: expected '<name>: <transcript>'" in res.stderr
+
+
+def test_arctic_sets_are_real_and_split_by_prompt(tmp_path):
+    res = run_prep(tmp_path, "--sets", "arctic_dev", "arctic_test")
+    assert res.returncode == 0, res.stderr
+    sets = {}
+    for s in ("arctic_dev", "arctic_test"):
+        d = tmp_path / "data" / s
+        text = dict(l.split(" ", 1) for l in (d / "text").read_text().splitlines())
+        wav = dict(l.split(" ", 1) for l in (d / "wav.scp").read_text().splitlines())
+        assert text.keys() == wav.keys()
+        sets[s] = text
+        info = sf.info(next(iter(wav.values())))
+        assert info.samplerate == 16000 and info.channels == 1
+    assert len(sets["arctic_dev"]) == 150 and len(sets["arctic_test"]) == 400
+    prompts = lambda s: {normalize_text(t) for t in sets[s].values()}  # noqa: E731
+    assert not prompts("arctic_dev") & prompts("arctic_test")
+    assert "commit: c51cb971036a127359b43c621f26ca5081eab13e" in (RECIPE / "db" / "arctic_cathy" / "SOURCE").read_text()
+
+
+def test_shipped_text_is_open_and_holds_no_test_sentence():
+    train = table(RECIPE / "local" / "text" / "train.text.xz")
+    assert len(train) >= 200_000
+    vocab = {w for s in train.values() for w in normalize_text(s).split()}
+    assert len(vocab) >= 50_000
+    assert max(len(normalize_text(s).split()) for s in train.values()) <= 35
+    f = HeldoutFilter()
+    for part in ("dev", "test"):
+        f.add(l.split(" ", 1)[1] for l in (RECIPE / "db" / "arctic_cathy" / f"{part}.text").read_text().splitlines())
+    assert not [s for s in train.values() if f.hits(s)]
+    lex = lzma.decompress((RECIPE / "local" / "text" / "lexicon.txt.xz").read_bytes()).decode().splitlines()
+    words = {l.split("\t", 1)[0] for l in lex}
+    assert len(words) >= 50_000 and "the" in words
+
+
+def test_pocketsphinx_peer_on_real_speech(tmp_path):
+    pytest.importorskip("pocketsphinx")
+    res = run_prep(tmp_path, "--sets", "arctic_dev", "--n_test", "3")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "ps"
+    res = subprocess.run([sys.executable, "-m", "tasu.bin.peer_decode", "--system", "pocketsphinx", "--data",
+                          str(tmp_path / "data" / "arctic_dev"), "--out", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    from tasu.score import read_text, score_texts
+
+    r = score_texts(read_text(tmp_path / "data" / "arctic_dev" / "text"), read_text(out / "text"))
+    assert r.n_utts == 3 and r.wer < 60     # a real recogniser on clean read speech
+    assert 0 < float((out / "rtf").read_text()) < 5
