@@ -223,7 +223,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
             if newer "${out}/text" "data/${d}/wav.scp"; then log "  ${out}/text is up to date, skipping"; continue; fi
             mkdir -p "${expdir}/${peer}/logs"
             run_log "${expdir}/${peer}/logs/decode_${d}.log" ${python} -m tasu.bin.peer_decode --system "${peer}" \
-                --data "data/${d}" --out "${out}" --skip_bad_audio "${skip_bad_audio}"
+                --data "data/${d}" --out "${out}" --skip_bad_audio "${skip_bad_audio}" --nj "${nj}"
         done
     fi
     if [ -n "${inference_tag}" ] && ! grep -qx "${inference_tag}" "${exp}/inference_tags" 2>/dev/null; then
