@@ -129,14 +129,15 @@ def run_prep(tmp_path, *args):
 def test_asterisk_rules(tmp_path):
     sounds = tmp_path / "sounds"
     (sounds / "digits").mkdir(parents=True)
+    (sounds / "silence").mkdir()
     sr = 8000
     tone = (0.1 * np.sin(np.arange(sr) / 5)).astype(np.float32)
-    for name in ("press-1", "digits/2", "beep", "orphan"):
+    for name in ("press-1", "digits/2", "beep", "orphan", "silence/1"):
         sf.write(sounds / f"{name}.wav", tone, sr)
     gz = tmp_path / "core-sounds-en.txt.gz"
     with gzip.open(gz, "wt") as f:
         f.write("; Core sounds\n\npress-1: Press 1, then #, or * to cancel.\ndigits/2: 2\n"
-                "beep: [a beep tone]\nno-audio: Goodbye.\n")
+                "beep: [a beep tone]\nno-audio: Goodbye.\nsilence/1: (1 second of silence)\n")
     res = run_prep(tmp_path, "--sets", "asterisk", "--asterisk_sounds", str(sounds), "--asterisk_text", str(gz))
     assert res.returncode == 0, res.stderr
     d = tmp_path / "data" / "asterisk"
@@ -146,7 +147,8 @@ def test_asterisk_rules(tmp_path):
     assert "beep" in skipped and "no speech" in skipped
     assert "no-audio" in skipped and f"{gz}:6: transcript without a wav" in skipped
     assert "orphan" in skipped and "wav without a transcript" in skipped
-    assert "kept 2, no_speech 1, no_transcript 1, no_wav 1" in res.stderr
+    assert "silence/1" in skipped
+    assert "kept 2, no_speech 2, no_transcript 1, no_wav 1" in res.stderr
     with gzip.open(gz, "wt") as f:
         f.write("press-1 without a colon\n")
     res = run_prep(tmp_path, "--sets", "asterisk", "--asterisk_sounds", str(sounds), "--asterisk_text", str(gz))

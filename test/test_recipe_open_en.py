@@ -50,4 +50,4 @@ def test_open_en_end_to_end(recipe):
         assert re.search(rf"\| {s} \| 3 \| [\d.]+ \| [\d.]+ \| - \| pocketsphinx \|", table)
     # the 8 kHz telephone prompts were read at their own rate and resampled by the encoder
     assert "8000" not in (recipe / "data" / "asterisk" / "wav.scp").read_text()
-    assert (recipe / "data" / "asterisk" / "skipped").read_text().count("no speech") == 5
+    assert (recipe / "data" / "asterisk" / "skipped").read_text().count("no speech") == 17

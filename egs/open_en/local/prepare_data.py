@@ -12,7 +12,8 @@
   ``#`` "pound", ``*`` "star" as the prompts say them). An out-of-domain test set.
 
 Rules for the Asterisk files (each skip counted in the log and listed in
-``data/asterisk/skipped``): a transcript in square brackets (``[beep tone]``: no speech), a
+``data/asterisk/skipped``): a transcript wholly in brackets (``[beep tone]``, ``<beep
+ascending>``, ``(1 second of silence)``: no speech), a
 transcript that normalises to nothing, a transcript without a wav and a wav without a transcript
 are skipped; a wav that is a dangling link or empty is skipped.
 """
@@ -94,7 +95,7 @@ def asterisk(sounds: Path, transcripts: Path, out: Path, n: int = 0) -> None:
             skipped.append(f"{name} {wavs[name]}: wav without a transcript")
             continue
         raw, line = texts[name]
-        if raw.startswith("[") and raw.endswith("]"):
+        if raw[:1] + raw[-1:] in ("[]", "<>", "()"):   # [beep tone], <beep ascending>, (1 second of silence)
             counts["no_speech"] += 1
             skipped.append(f"{name} {transcripts}:{line}: no speech ({raw})")
             continue
