@@ -66,7 +66,7 @@ def first(table: dict[str, str], n: int) -> dict[str, str]:
     return dict(sorted(table.items())[:n]) if n else table
 
 
-def asterisk(sounds: Path, transcripts: Path, out: Path, n: int = 0) -> None:
+def asterisk(sounds: Path, transcripts: Path, out: Path, n_max: int = 0) -> None:
     if not transcripts.is_file():
         raise SystemExit(f"{transcripts}: missing; apt-get install asterisk-core-sounds-en")
     if not sounds.is_dir():
@@ -113,7 +113,7 @@ def asterisk(sounds: Path, transcripts: Path, out: Path, n: int = 0) -> None:
             raise SystemExit(f"{transcripts}:{line}: {name!r} maps to utterance id {uid!r} of another prompt")
         wav_scp[uid], text[uid] = str(wav), spoken
         counts["kept"] += 1
-    text = first(text, n)
+    text = first(text, n_max)
     wav_scp = {u: wav_scp[u] for u in text}
     write_data_dir(out, wav_scp=wav_scp, text=text, utt2spk={u: "asterisk" for u in wav_scp})
     atomic_write_text(out / "skipped", "".join(s + "\n" for s in skipped))
@@ -121,8 +121,8 @@ def asterisk(sounds: Path, transcripts: Path, out: Path, n: int = 0) -> None:
              out / "skipped")
 
 
-def arctic(db: Path, part: str, out: Path, n: int = 0) -> None:
-    text = first(read_text_table(db / f"{part}.text"), n)
+def arctic(db: Path, part: str, out: Path, n_max: int = 0) -> None:
+    text = first(read_text_table(db / f"{part}.text"), n_max)
     wav_scp = {}
     for uid in text:
         flac = db / "flac" / f"{uid}.flac"
