@@ -36,8 +36,8 @@ import yaml
 log = logging.getLogger(__name__)
 
 META = "meta.yaml"
-#: the packed default model shipped inside the package (see egs/mini_en/RESULTS.md)
-DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "mini_en.zip"
+#: the packed default model shipped inside the package (egs/open_en; see tasu/pretrained/README.md)
+DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "open_en.zip"
 
 
 class ZooError(RuntimeError):

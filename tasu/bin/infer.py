@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch_size", type=int, help="utterances per generation batch (default: decode config)")
     ap.add_argument("--chunk", type=int, default=64, help="inputs read and decoded at a time (default 64)")
     ap.add_argument("--config", type=Path,
-                    help="decoding YAML in place of the model's own (e.g. egs/mini_en/conf/decode_rescore.yaml: "
+                    help="decoding YAML in place of the model's own (e.g. egs/open_en/conf/decode_rescore.yaml: "
                          "8 beams re-ranked by acoustic fit, when acoustic_weight > 0)")
     ap.add_argument("--num_beams", type=int, help="beam size (default: decode config)")
     ap.add_argument("--max_new_tokens", type=int, help="answer length limit (default: decode config)")
