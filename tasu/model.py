@@ -174,6 +174,8 @@ class SpeechLLM(nn.Module):
 
         eos = sorted({t.eos_id for t in tpls}) or [self.template.eos_id]
         procs = LogitsProcessorList([p for p in (constraint, guard) if p is not None])
+        # the beam keeps its finished answers by HF's default length-normalised score; they are
+        # then ranked by their plain summed log-probabilities (below, and in rescoring)
         extra = dict(num_return_sequences=n_return) if n_return else {}
         with self._autocast():
             seqs = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
