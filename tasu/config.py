@@ -1,4 +1,6 @@
-"""Training/decoding configuration: dataclasses loaded from (and saved to) YAML."""
+"""Training/decoding configuration: dataclasses loaded from (and saved to) YAML.
+
+This module imports no other tasu module and no torch: every layer may read a config."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,9 +10,51 @@ from typing import Any
 
 import yaml
 
-from tasu.constrain import GuardConfig
-from tasu.llm import LoraConfig
-from tasu.simulate import SimulationConfig
+# The configs of the modules that use them (tasu.llm, tasu.simulate, tasu.constrain) live here,
+# so that reading a config never imports torch or transformers.
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    drop: float = 0.05
+    substitute: float = 0.08
+    repeat: float = 0.04
+    insert: float = 0.03
+    wb_drop: float = 0.10
+    wb_insert: float = 0.0     # P(a <wb> row after a unit that is not the last of its word)
+    strength_min: float = 0.0
+    strength_max: float = 2.0
+    smooth_min: float = 0.05   # eps range: mass off the top unit
+    smooth_max: float = 0.5
+    competitors: int = 2       # units sharing eps besides the uniform floor
+    floor: float = 0.1         # share of eps spread uniformly over active units
+    same_class: float = 0.7    # P(a substitute is of the same class)
+    classes: str = "manner"    # substitution classes: "vowel" (vowel/consonant) or "manner"
+    true_competitor: float = 0.5   # P(a substituted row keeps the replaced unit as runner-up)
+    sub_smooth_min: float | None = 0.2  # eps range of substituted rows (None: smooth_*)
+    sub_smooth_max: float | None = 0.7
+    confusions: str | None = None  # confusion table file (ref hyp count lines; <eps>: deletion/insertion)
+    confusion_weight: float = 1.0  # P(a substitute is drawn from the table, for units it covers)
+    confusion_min: int = 3         # substitutions of a unit needed before its table row is used
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Generation guards (decode config keys of the same names): an answer may have at most
+    ``ceil(max_len_ratio * PSD rows) + max_len_offset`` tokens (``max_len_ratio`` 0: only
+    ``max_new_tokens``), and ``loop_repeats`` copies in a row of one n-gram end it (0: off)."""
+
+    max_len_ratio: float = 0.0
+    max_len_offset: int = 8
+    loop_repeats: int = 0
 
 
 @dataclass
@@ -36,14 +80,17 @@ class OptimConfig:
     projector_lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 50
-    max_steps: int = 1000
-    batch_size: int = 16          # sentences per update, over all ranks and micro-batches
+    max_steps: int = 1100
+    batch_size: int = 8           # sentences per update, over all ranks and micro-batches
     grad_accum: int = 1           # micro-batches per rank per update (batch_size / (ranks * grad_accum) each)
     grad_clip: float = 1.0
 
 
 @dataclass
 class TrainConfig:
+    """Every training knob. The defaults are the documented ones: a config that leaves a key out
+    gets what ``egs/mini_en/conf/train.yaml`` writes for it (a test keeps the two equal)."""
+
     # CTC encoder spec (tasu.encoders.build_encoder: hama, hf:<dir or hub id>, espnet:<zip or dir>,
     # sensevoice:<dir>) whose units the projector reads; inference (tasu-infer) runs this one
     encoder: str = "hama"
@@ -53,8 +100,8 @@ class TrainConfig:
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    system_prompt: str = "You transcribe English speech."
-    task_prompt: str = "Transcribe the speech.\n<speech>"
+    system_prompt: str = "Transcribe."
+    task_prompt: str = "<speech>"
     # bf16 autocast of the LLM forward: "auto" (where the device has native bf16 kernels:
     # CUDA with bf16, CPUs with AVX512-BF16/AMX; float32 elsewhere), "bf16" (always), "none"
     amp: str = "auto"
@@ -66,17 +113,17 @@ class TrainConfig:
     # for base models) or "auto" (chat when the tokenizer has a chat template, else plain)
     template: str = "auto"
     seed: int = 1
-    log_interval: int = 10
+    log_interval: int = 20
     save_interval: int = 200
     keep_checkpoints: int = 2
     dev_interval: int = 200
-    dev_utts: int = 64
+    dev_utts: int = 48
     # Fraction of training sentences whose words are shuffled (units and answer alike):
     # the LM prior cannot guess those, so the model must read the speech.
-    shuffle_words: float = 0.0
+    shuffle_words: float = 0.15
     # Noise curriculum: simulation noise grows linearly from 0 to its configured level
     # over this many steps (0: full noise from the start).
-    noise_warmup_steps: int = 0
+    noise_warmup_steps: int = 200
     # Simulated rows as dense [L, V] arrays or sparse (ids, weights, floor); "auto": sparse
     # when the inventory has more than 1024 units and the projector takes sparse rows.
     sim_format: str = "auto"
@@ -169,16 +216,66 @@ def _build(cls, data: dict[str, Any], where: str):
     return cls(**kwargs)
 
 
-def load_config(path: Path, cls=TrainConfig, overrides: dict[str, Any] | None = None):
-    """Load a YAML config into ``cls``; ``overrides`` use dotted keys (``optim.lr``)."""
+#: the key of a config that names the config it extends (a path relative to the config's dir)
+BASE_KEY = "base"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: invalid YAML: {e}") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of keys to values, got {type(data).__name__} {data!r}")
+    return data
+
+
+def _merge(base: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
+    """``mine`` over ``base``: mappings merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for k, v in mine.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_config_data(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML config as a mapping, with its ``base:`` chain resolved.
+
+    ``base: <file>`` (relative to the config's own dir) makes the config hold only its
+    differences from that one: mappings merge key by key, other values replace. A base may
+    have a base; a loop or a missing base is an error naming the config that names it.
+    """
+    path = Path(path)
+    data = _read_yaml(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{path}: key {BASE_KEY!r} must name a config file, got {base!r}")
+    bpath = path.parent / base
+    if bpath.resolve() in {p.resolve() for p in (*_seen, path)}:
+        raise ValueError(f"{path}: {BASE_KEY} {base!r} makes a loop ({' -> '.join(map(str, (*_seen, path, bpath)))})")
+    if not bpath.is_file():
+        raise FileNotFoundError(f"{path}: {BASE_KEY} {base!r}: config file not found ({bpath})")
+    return _merge(read_config_data(bpath, (*_seen, path)), data)
+
+
+def config_chain(path: Path) -> list[Path]:
+    """``path`` and the configs it extends (``base:``), nearest first."""
+    chain = [Path(path)]
+    while isinstance(base := (_read_yaml(chain[-1]).get(BASE_KEY)), str) and len(chain) < 64:
+        chain.append(chain[-1].parent / base)
+    return chain
+
+
+def load_config(path: Path, cls=TrainConfig, overrides: dict[str, Any] | None = None):
+    """Load a YAML config into ``cls`` (its ``base:`` chain resolved, see :func:`read_config_data`);
+    ``overrides`` use dotted keys (``optim.lr``)."""
+    data = read_config_data(Path(path))
     for key, value in (overrides or {}).items():
         d = data
         *parents, last = key.split(".")
@@ -189,4 +286,13 @@ def load_config(path: Path, cls=TrainConfig, overrides: dict[str, Any] | None = 
 
 
 def save_config(cfg, path: Path) -> None:
-    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    """``cfg`` as YAML, every key written out (non-ASCII prompts as they are)."""
+    text = yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False, allow_unicode=True)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":  # `python -m tasu.config conf/x.yaml`: the files a config is made of, one a line
+    import sys
+
+    for p in config_chain(Path(sys.argv[1])):
+        print(p)

@@ -7,9 +7,8 @@ command set, the training text's vocabulary); it makes every other word unreacha
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 
@@ -81,17 +80,6 @@ class VocabularyConstraint:
             else:
                 mask[b, ok] = 0
         return scores + mask
-
-
-@dataclass(frozen=True)
-class GuardConfig:
-    """Generation guards (decode config keys of the same names): an answer may have at most
-    ``ceil(max_len_ratio * PSD rows) + max_len_offset`` tokens (``max_len_ratio`` 0: only
-    ``max_new_tokens``), and ``loop_repeats`` copies in a row of one n-gram end it (0: off)."""
-
-    max_len_ratio: float = 0.0
-    max_len_offset: int = 8
-    loop_repeats: int = 0
 
 
 class GenerationGuard:

@@ -1,4 +1,4 @@
-"""Kaldi-style data directories: table files, validation and audio loading.
+"""Kaldi-style data directories: table files and their validation (audio: :mod:`tasu.audio`).
 
 A data directory holds sorted ``<key> <value>`` table files:
 
@@ -17,36 +17,27 @@ order is exactly that order, so plain ``sorted()`` is used throughout.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
-import struct
-import subprocess
-import tempfile
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Iterable, Iterator, Literal, Mapping
 
 import numpy as np
+
+from tasu.fileio import atomic_write_text
 
 __all__ = [
     "DATA_FILES",
     "DataDir",
     "DataError",
     "TableLine",
-    "atomic_write_text",
-    "load_audio",
-    "read_audio",
     "read_kv",
     "read_posteriors",
-    "read_recording",
     "read_targets",
     "read_table_lines",
-    "recording_duration",
     "utt2spk_to_spk2utt",
-    "wav_entry_kind",
     "write_data_dir",
     "write_kv",
 ]
@@ -54,16 +45,15 @@ __all__ = [
 #: The table files :class:`DataDir` understands, in loading order.
 DATA_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments")
 
-_WS = " \t\r\n\v\f"  # ASCII whitespace: Kaldi never splits on Unicode spaces
+KALDI_WS = " \t\r\n\v\f"  # ASCII whitespace: Kaldi never splits on Unicode spaces
 _LINE_RE = re.compile(r"([^ \t\r\n\v\f]+)(?:[ \t\r\n\v\f]+(.*))?")
-_ARK_RE = re.compile(r".+:\d+(\[[^\]]*\])?")
 
 
 class DataError(ValueError):
     """Bad data-directory content; the message starts with ``<file>[:<line>]: ``."""
 
 
-def _loc(path: str | os.PathLike[str], line: int | None = None) -> str:
+def location(path: str | os.PathLike[str], line: int | None = None) -> str:
     """``"<file>:<line>: "`` or ``"<file>: "``."""
     return f"{path}:{line}: " if line else f"{path}: "
 
@@ -93,22 +83,22 @@ def _read_text_file(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{_loc(path)}file does not exist") from None
+        raise DataError(f"{location(path)}file does not exist") from None
     except IsADirectoryError:
-        raise DataError(f"{_loc(path)}is a directory, expected a table file") from None
+        raise DataError(f"{location(path)}is a directory, expected a table file") from None
     except OSError as e:
-        raise DataError(f"{_loc(path)}cannot read file: {e.strerror or e}") from None
+        raise DataError(f"{location(path)}cannot read file: {e.strerror or e}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise DataError(
-            f"{_loc(path, line)}not valid UTF-8 (byte 0x{data[e.start]:02x} at column {col}); "
+            f"{location(path, line)}not valid UTF-8 (byte 0x{data[e.start]:02x} at column {col}); "
             f"re-encode the file, e.g. iconv -f <encoding> -t UTF-8"
         ) from None
     if text.startswith("\ufeff"):
-        raise DataError(f"{_loc(path, 1)}file starts with a UTF-8 byte-order mark; remove it")
+        raise DataError(f"{location(path, 1)}file starts with a UTF-8 byte-order mark; remove it")
     return text
 
 
@@ -123,11 +113,11 @@ def read_table_lines(path: str | os.PathLike[str]) -> list[TableLine]:
         lines.pop()  # the final newline does not start a line
     out = []
     for n, raw in enumerate(lines, start=1):
-        m = _LINE_RE.match(raw.lstrip(_WS))
+        m = _LINE_RE.match(raw.lstrip(KALDI_WS))
         if m is None:
             out.append(TableLine(n, "", "", raw))
         else:
-            out.append(TableLine(n, m.group(1), (m.group(2) or "").strip(_WS), raw))
+            out.append(TableLine(n, m.group(1), (m.group(2) or "").strip(KALDI_WS), raw))
     return out
 
 
@@ -137,10 +127,10 @@ def _read_table(path: Path, *, allow_empty_value: bool = False) -> tuple[dict[st
     where: dict[str, int] = {}
     prev: TableLine | None = None
     for t in read_table_lines(path):
-        here = _loc(path, t.line)
+        here = location(path, t.line)
         if not t.key:
             raise DataError(f"{here}blank line; delete it ({_fix_hint(path)})")
-        if t.raw[:1] in tuple(_WS):
+        if t.raw[:1] in tuple(KALDI_WS):
             raise DataError(f"{here}line starts with whitespace; the key must be the first character")
         if not t.value and not allow_empty_value:
             raise DataError(f"{here}key {t.key!r} has an empty value; give it a value or "
@@ -170,7 +160,7 @@ def read_posteriors(scp: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         if not t.key:
             continue
         if t.key in out:
-            raise DataError(f"{_loc(scp, t.line)}utterance {t.key} appears twice")
+            raise DataError(f"{location(scp, t.line)}utterance {t.key} appears twice")
         try:
             out[t.key] = kaldiio.load_mat(t.value)
         except Exception as e:  # kaldiio raises OSError, EOFError, KeyError, ValueError, struct.error...
@@ -189,50 +179,6 @@ def read_kv(path: str | os.PathLike[str], *, allow_empty_value: bool = False) ->
     return _read_table(Path(path), allow_empty_value=allow_empty_value)[0]
 
 
-def _current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` as UTF-8 to ``path`` via a temp file in the same dir + ``os.replace``."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same dir + ``os.replace`` (a re-run or a
-    kill never leaves a half-written file under the final name)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-@contextmanager
-def atomic_ark_writer(ark: Path, scp: Path) -> Iterator:
-    """A kaldiio ``ark,scp`` writer whose two files appear, complete, only when the block ends
-    without an error (written as ``*.tmp``, the scp pointed at the final ark, then renamed)."""
-    import kaldiio
-
-    tmp_ark, tmp_scp = ark.with_suffix(".ark.tmp"), scp.with_suffix(".scp.tmp")
-    with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-        yield writer
-    text = tmp_scp.read_text().replace(str(tmp_ark), str(ark))
-    os.replace(tmp_ark, ark)
-    atomic_write_text(scp, text)
-    tmp_scp.unlink()
-
-
 def _format_value(value: object) -> str:
     """A table value: strings as-is, lists/tuples joined by spaces."""
     if isinstance(value, (list, tuple)):
@@ -247,12 +193,12 @@ def write_kv(path: str | os.PathLike[str], mapping: Mapping[str, object]) -> Non
     """
     lines = []
     for key in sorted(mapping):
-        if not key or any(c in _WS for c in key):
-            raise DataError(f"{_loc(path)}cannot write key {key!r}: keys must be non-empty "
+        if not key or any(c in KALDI_WS for c in key):
+            raise DataError(f"{location(path)}cannot write key {key!r}: keys must be non-empty "
                             "and contain no whitespace")
-        value = _format_value(mapping[key]).strip(_WS)
+        value = _format_value(mapping[key]).strip(KALDI_WS)
         if "\n" in value or "\r" in value:
-            raise DataError(f"{_loc(path)}cannot write value of {key!r}: it contains a newline")
+            raise DataError(f"{location(path)}cannot write value of {key!r}: it contains a newline")
         lines.append(f"{key} {value}\n" if value else f"{key}\n")
     atomic_write_text(path, "".join(lines))
 
@@ -273,8 +219,8 @@ def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
 def _parse_single_tokens(path: Path, table: dict[str, str], where: dict[str, int], what: str) -> None:
     """Check that every value of ``table`` is one token (e.g. a speaker id)."""
     for key, value in table.items():
-        if any(c in _WS for c in value):
-            raise DataError(f"{_loc(path, where[key])}{what} {value!r} of {key!r} contains whitespace; "
+        if any(c in KALDI_WS for c in value):
+            raise DataError(f"{location(path, where[key])}{what} {value!r} of {key!r} contains whitespace; "
                             f"it must be a single token")
 
 
@@ -286,7 +232,7 @@ def _parse_spk2utt(path: Path, table: dict[str, str], where: dict[str, int]) -> 
         utts = value.split()
         for u in utts:
             if u in seen:
-                raise DataError(f"{_loc(path, where[spk])}utterance {u!r} is listed again (already under "
+                raise DataError(f"{location(path, where[spk])}utterance {u!r} is listed again (already under "
                                 f"speaker {seen[u]!r}); regenerate it with "
                                 f"utils/utt2spk_to_spk2utt.sh < utt2spk > spk2utt")
             seen[u] = spk
@@ -301,7 +247,7 @@ def _parse_time(path: Path, line: int, what: str, token: str) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise DataError(f"{_loc(path, line)}{what} time {token!r} is not a number; "
+        raise DataError(f"{location(path, line)}{what} time {token!r} is not a number; "
                         f"expected '<utt> <recording> <start-seconds> <end-seconds>'")
     return value
 
@@ -314,7 +260,7 @@ def _parse_segments(path: Path, table: dict[str, str],
         fields = value.split()
         line = where[uid]
         if len(fields) != 3:
-            raise DataError(f"{_loc(path, line)}expected '<utt> <recording> <start> <end>', "
+            raise DataError(f"{location(path, line)}expected '<utt> <recording> <start> <end>', "
                             f"got {len(fields) + 1} fields")
         out[uid] = (fields[0], _parse_time(path, line, "start", fields[1]),
                     _parse_time(path, line, "end", fields[2]))
@@ -344,10 +290,10 @@ class DataDir:
             raise ValueError(f"unknown required file(s) {unknown}; choose from {list(DATA_FILES)}")
         if not root.is_dir():
             what = "is not a directory" if root.exists() else "data directory does not exist"
-            raise DataError(f"{_loc(root)}{what}")
+            raise DataError(f"{location(root)}{what}")
         for name in require:
             if not (root / name).is_file():
-                raise DataError(f"{_loc(root / name)}required file is missing")
+                raise DataError(f"{location(root / name)}required file is missing")
         tables: dict[str, dict[str, str]] = {}
         lines: dict[str, dict[str, int]] = {}
         for name in DATA_FILES:
@@ -380,19 +326,19 @@ class DataDir:
 
     def where(self, name: str, key: str) -> str:
         """``"<dir>/<name>:<line>: "`` for ``key`` (``"<dir>/<name>: "`` if unknown)."""
-        return _loc(self.path / name, self.line_numbers.get(name, {}).get(key))
+        return location(self.path / name, self.line_numbers.get(name, {}).get(key))
 
     def validate(self, require: Iterable[str] = ()) -> None:
         """Check cross-file consistency; raise DataError naming file and line."""
         for name in require:
             if getattr(self, name.replace(".", "_")) is None:
-                raise DataError(f"{_loc(self.path / name)}required file is missing")
+                raise DataError(f"{location(self.path / name)}required file is missing")
         if self.wav_scp is None and self.text is None:
-            raise DataError(f"{_loc(self.path)}neither wav.scp nor text exists; nothing to load")
+            raise DataError(f"{location(self.path)}neither wav.scp nor text exists; nothing to load")
         self._check_segments()
         if not self.utt_ids:
             first = next(n for n in ("segments", "wav.scp", "text") if getattr(self, n.replace(".", "_")) is not None)
-            raise DataError(f"{_loc(self.path / first)}file has no entries; the data directory is empty")
+            raise DataError(f"{location(self.path / first)}file has no entries; the data directory is empty")
         self._check_text_vs_audio()
         self._check_utt2spk()
         self._check_spk2utt()
@@ -402,7 +348,7 @@ class DataDir:
         if self.segments is None:
             return
         if self.wav_scp is None:
-            raise DataError(f"{_loc(self.path / 'segments')}segments needs wav.scp (its recordings); "
+            raise DataError(f"{location(self.path / 'segments')}segments needs wav.scp (its recordings); "
                             "add wav.scp or delete segments")
         for uid, (rec, start, end) in self.segments.items():
             here = self.where("segments", uid)
@@ -445,7 +391,7 @@ class DataDir:
         if missing:
             first = missing[0]
             at = self.where(source, first).rstrip(": ")
-            raise DataError(f"{_loc(self.path / 'utt2spk')}{len(missing)} utterance(s) have no speaker "
+            raise DataError(f"{location(self.path / 'utt2spk')}{len(missing)} utterance(s) have no speaker "
                             f"(first: {first!r} from {at}); {_fix_hint(self.path / 'utt2spk')}")
         known = set(utts)
         extra = [u for u in self.utt2spk if u not in known]
@@ -459,7 +405,7 @@ class DataDir:
         name = "spk2utt"
         hint = "regenerate it: utils/utt2spk_to_spk2utt.sh < utt2spk > spk2utt"
         if self.utt2spk is None:
-            raise DataError(f"{_loc(self.path / name)}spk2utt exists but utt2spk does not; "
+            raise DataError(f"{location(self.path / name)}spk2utt exists but utt2spk does not; "
                             "create utt2spk (spk2utt is derived from it)")
         expected = utt2spk_to_spk2utt(self.utt2spk)
         for spk, utts in self.spk2utt.items():
@@ -478,7 +424,7 @@ class DataDir:
         for spk, utts in expected.items():
             if spk not in self.spk2utt:
                 at = self.where("utt2spk", utts[0]).rstrip(": ")
-                raise DataError(f"{_loc(self.path / name)}speaker {spk!r} (from {at}) is missing; {hint}")
+                raise DataError(f"{location(self.path / name)}speaker {spk!r} (from {at}) is missing; {hint}")
 
 
 def read_targets(data_dir: str | os.PathLike[str] | DataDir, name: str,
@@ -497,26 +443,26 @@ def read_targets(data_dir: str | os.PathLike[str] | DataDir, name: str,
         raise ValueError(f"{name!r} is not an answer file; use text or a task's own file (intent, answer, ...)")
     path = dd.path / name
     if not path.is_file():
-        raise DataError(f"{_loc(path)}answer file is missing (needed by the task: one "
+        raise DataError(f"{location(path)}answer file is missing (needed by the task: one "
                         f"'<utt> <answer>' line per utterance)")
     values, where = _read_table(path)
     source = "segments" if dd.segments is not None else ("wav.scp" if dd.wav_scp is not None else "text")
     known = set(dd.utt_ids)
     for uid in values:
         if uid not in known:
-            raise DataError(f"{_loc(path, where[uid])}utterance {uid!r} is not in {source} of "
+            raise DataError(f"{location(path, where[uid])}utterance {uid!r} is not in {source} of "
                             f"{dd.path}; delete the line or add the utterance")
     missing = [] if partial else [u for u in dd.utt_ids if u not in values]
     if missing:
         at = dd.where(source, missing[0]).rstrip(": ")
-        raise DataError(f"{_loc(path)}{len(missing)} utterance(s) have no answer (first: {missing[0]!r} "
+        raise DataError(f"{location(path)}{len(missing)} utterance(s) have no answer (first: {missing[0]!r} "
                         f"from {at}); add their lines or drop them from the data dir")
     if labels is not None:
         closed = set(labels)
         for uid, value in values.items():
             if value not in closed:
                 shown = ", ".join(sorted(closed)[:20]) + (", ..." if len(closed) > 20 else "")
-                raise DataError(f"{_loc(path, where[uid])}label {value!r} of {uid!r} is not one of the "
+                raise DataError(f"{location(path, where[uid])}label {value!r} of {uid!r} is not one of the "
                                 f"{len(closed)} labels of the task ({shown})")
     return values
 
@@ -541,189 +487,3 @@ def write_data_dir(path: str | os.PathLike[str], *, wav_scp: Mapping[str, str] |
     write_kv(root / "utt2spk", utt2spk)
     write_kv(root / "spk2utt", utt2spk_to_spk2utt(utt2spk))
     return DataDir.load(root, require=())
-
-
-# ---------------------------------------------------------------------------
-# Audio
-# ---------------------------------------------------------------------------
-
-WavKind = Literal["pipe", "ark", "file"]
-
-
-def wav_entry_kind(value: str) -> WavKind:
-    """Classify a wav.scp value: ``"pipe"`` (``cmd |``), ``"ark"`` (``x.ark:123``) or ``"file"``."""
-    if value.endswith("|"):
-        return "pipe"
-    if _ARK_RE.fullmatch(value) and not os.path.exists(value):
-        return "ark"
-    return "file"
-
-
-def _to_mono_float(samples: np.ndarray) -> np.ndarray:
-    """(frames[, channels]) int/float samples -> float32 mono in [-1, 1]."""
-    x = np.asarray(samples)
-    if x.ndim == 2:
-        pass
-    elif x.ndim == 1:
-        x = x[:, None]
-    else:
-        raise ValueError(f"audio array has shape {x.shape}; expected (samples,) or (samples, channels)")
-    if x.dtype == np.uint8:
-        y = (x.astype(np.float32) - 128.0) / 128.0
-    elif np.issubdtype(x.dtype, np.signedinteger):
-        y = x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
-    elif np.issubdtype(x.dtype, np.floating):
-        y = x.astype(np.float32)
-    else:
-        raise ValueError(f"unsupported sample type {x.dtype}")
-    mono = y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
-    return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
-
-
-def _bounds(n: int, sr: int, start: float, end: float | None) -> tuple[int, int]:
-    """Sample range of [start, end) seconds in an ``n``-sample signal (end clipped)."""
-    a = min(max(int(round(start * sr)), 0), n)
-    b = n if end is None else min(max(int(round(end * sr)), a), n)
-    return a, b
-
-
-def _require_file(path: str) -> None:
-    """FileNotFoundError with a hint when a plain wav.scp path does not exist."""
-    if not os.path.exists(path):
-        hint = "; if this is a command, end it with '|'" if any(c in _WS for c in path) else \
-            " (relative paths are resolved against the current directory)"
-        raise FileNotFoundError(f"audio file {path!r} does not exist{hint}")
-
-
-def _read_plain(path: str, start: float, end: float | None) -> tuple[np.ndarray, int]:
-    """Read [start, end) of an audio file with soundfile (only that range is decoded)."""
-    import soundfile as sf
-
-    _require_file(path)
-    with sf.SoundFile(path) as f:
-        sr = f.samplerate
-        a, b = _bounds(f.frames, sr, start, end)
-        if a:
-            f.seek(a)
-        data = f.read(b - a, dtype="float32", always_2d=True)
-    return data, sr
-
-
-def _read_pipe(command: str) -> tuple[np.ndarray, int]:
-    """Run ``command`` in a shell and decode the audio it writes to stdout."""
-    import soundfile as sf
-
-    proc = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError(f"command failed with exit status {proc.returncode}"
-                           + (f": {err[-1]}" if err else ""))
-    if not proc.stdout:
-        raise RuntimeError("command wrote no audio to stdout")
-    data, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
-    return data, sr
-
-
-def _read_ark(spec: str) -> tuple[np.ndarray, int]:
-    """Read a wave entry of a Kaldi archive (``foo.ark:123``) with kaldiio."""
-    import kaldiio
-
-    obj = kaldiio.load_mat(spec)
-    if not isinstance(obj, tuple):
-        raise ValueError(f"archive entry is a {np.shape(obj)} matrix (features?), not audio")
-    sr, data = obj
-    return data, int(sr)
-
-
-def _read_value(value: str, start: float, end: float | None) -> tuple[np.ndarray, int]:
-    """Samples [start, end) s of a wav.scp value (file, ``cmd |`` or ``x.ark:off``), and the rate."""
-    kind = wav_entry_kind(value)
-    if kind == "file":
-        data, sr = _read_plain(value, start, end)
-    else:
-        data, sr = _read_pipe(value[:-1]) if kind == "pipe" else _read_ark(value)
-        a, b = _bounds(len(data), sr, start, end)
-        data = data[a:b]
-    return _to_mono_float(data), sr
-
-
-_READ_ERRORS = (OSError, RuntimeError, ValueError, AssertionError, EOFError, struct.error)
-
-
-def read_audio(value: str) -> tuple[np.ndarray, int]:
-    """Float32 mono waveform of one wav.scp-style value (a path, ``cmd |`` or ``x.ark:off``).
-
-    Raises :class:`DataError` naming the value and the cause.
-    """
-    try:
-        wave, sr = _read_value(value, 0.0, None)
-    except _READ_ERRORS as e:
-        raise DataError(f"{value}: cannot read audio: {str(e) or type(e).__name__}") from e
-    if not np.isfinite(wave).all():
-        raise DataError(f"{value}: audio contains NaN or infinite samples")
-    return wave, sr
-
-
-def read_recording(dd: DataDir, rec_id: str, *, start: float = 0.0,
-                   end: float | None = None) -> tuple[np.ndarray, int]:
-    """Samples [start, end) s of a wav.scp recording as float32 mono (may be empty)."""
-    if dd.wav_scp is None:
-        raise DataError(f"{_loc(dd.path / 'wav.scp')}file is missing; cannot load recording {rec_id!r}")
-    if rec_id not in dd.wav_scp:
-        raise DataError(f"{_loc(dd.path / 'wav.scp')}no entry for recording {rec_id!r}")
-    value = dd.wav_scp[rec_id]
-    here = dd.where("wav.scp", rec_id)
-    try:
-        wave, sr = _read_value(value, start, end)
-    except _READ_ERRORS as e:
-        cause = str(e) or type(e).__name__
-        raise DataError(f"{here}cannot read audio of {rec_id!r} ({wav_entry_kind(value)} {value!r}): {cause}") from e
-    if not np.isfinite(wave).all():
-        raise DataError(f"{here}audio of {rec_id!r} contains NaN or infinite samples")
-    return wave, sr
-
-
-def recording_duration(dd: DataDir, rec_id: str, *, decode: bool = True) -> float | None:
-    """Duration (s) of a wav.scp recording: plain files from their header only;
-    pipes and archives are decoded, or skipped (None) when ``decode`` is False.
-    """
-    value = (dd.wav_scp or {}).get(rec_id)
-    if value is None or wav_entry_kind(value) != "file":
-        if not decode:
-            return None
-        wave, sr = read_recording(dd, rec_id)
-        frames = wave.size
-    else:
-        import soundfile as sf
-
-        try:
-            _require_file(value)
-            info = sf.info(value)
-        except (OSError, RuntimeError) as e:
-            raise DataError(f"{dd.where('wav.scp', rec_id)}cannot read the audio header of {rec_id!r} "
-                            f"(file {value!r}): {e}") from e
-        frames, sr = info.frames, info.samplerate
-    if frames <= 0:
-        raise DataError(f"{dd.where('wav.scp', rec_id)}audio of {rec_id!r} is empty (0 samples)")
-    return frames / sr
-
-
-def load_audio(dd: DataDir, uid: str) -> tuple[np.ndarray, int]:
-    """Float32 mono waveform in [-1, 1] of utterance ``uid`` and its sample rate.
-
-    Applies ``segments`` when present; multichannel audio is averaged to mono.
-    """
-    if dd.segments is not None:
-        if uid not in dd.segments:
-            raise DataError(f"{_loc(dd.path / 'segments')}no segment for utterance {uid!r}")
-        rec, start, end = dd.segments[uid]
-        wave, sr = read_recording(dd, rec, start=start, end=end)
-        if wave.size == 0:
-            raise DataError(f"{dd.where('segments', uid)}segment {uid!r} [{start}, {end}] s selects no audio "
-                            f"from recording {rec!r} ({dd.where('wav.scp', rec).rstrip(': ')}); "
-                            "check the times against the recording length")
-        return wave, sr
-    wave, sr = read_recording(dd, uid)
-    if wave.size == 0:
-        raise DataError(f"{dd.where('wav.scp', uid)}audio of {uid!r} is empty (0 samples)")
-    return wave, sr

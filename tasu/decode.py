@@ -1,17 +1,19 @@
 """Batched generation over PSD posteriors (a kaldiio scp) with a trained SpeechLLM."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from tasu.constrain import GuardConfig
-from tasu.llm import PromptTemplate
+from tasu.config import GuardConfig
 from tasu.model import SpeechLLM
+from tasu.prompt import PromptTemplate
+from tasu.runtime import release_memory
 
 
-def length_sorted_batches(items: list[tuple[str, np.ndarray]], batch_size: int) -> Iterator[list[tuple[str, np.ndarray]]]:
+def length_sorted_batches(items: list[tuple[str, np.ndarray]],
+                          batch_size: int) -> Iterator[list[tuple[str, np.ndarray]]]:
     """Batches of similar length (longest first, so memory peaks early)."""
     order = sorted(items, key=lambda kv: -kv[1].shape[0])
     for i in range(0, len(order), batch_size):
@@ -34,7 +36,7 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
     ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``); None: the model's own.
     ``rescorer``: ``(posteriors, [(text, LLM log-prob)] of the num_beams beams) -> index of the
     answer`` (e.g. :func:`tasu.rescore.pick_hypothesis`); the beams go into ``nbest`` when given.
-    ``guard``: answer length bounded by the speech, loops stopped (:class:`tasu.constrain.GuardConfig`).
+    ``guard``: answer length bounded by the speech, loops stopped (:class:`tasu.config.GuardConfig`).
     """
     tok = model.tokenizer
     out: dict[str, str] = {}
@@ -55,6 +57,7 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
                     nbest[uid] = cands
         if progress is not None:
             progress.update(len(batch))
+        release_memory()
     return out
 
 

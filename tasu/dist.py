@@ -6,8 +6,8 @@ CUDA, gloo on CPU) or as a plain single process, where every collective is a no-
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

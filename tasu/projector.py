@@ -7,7 +7,8 @@ utterance's rows in order and change their number (``stack``, ``conv1d``, ``qfor
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -336,7 +337,7 @@ def unit_token_ids(units: Sequence[str], tokenizer) -> list[int]:
     return [vocab.get(u, -1) for u in units]
 
 
-def projector_options(cfg: "ProjectorConfig", units: Sequence[str] | None = None, tokenizer=None) -> dict:
+def projector_options(cfg: ProjectorConfig, units: Sequence[str] | None = None, tokenizer=None) -> dict:
     """:func:`build_projector` keyword arguments of ``cfg.kind`` from a :class:`tasu.config.ProjectorConfig`.
 
     ``units`` and ``tokenizer`` (the encoder's inventory, the LLM's tokenizer) map units to
@@ -386,7 +387,8 @@ def project_batch(projector: nn.Module, feats: Sequence[torch.Tensor | SparseRow
 
 
 def spelling_targets(units: Sequence[str], spellings: Mapping[str, Mapping[str, int]],
-                     tokenizer, embedding: torch.Tensor, word_boundary: str | None = "<wb>") -> tuple[torch.Tensor, torch.Tensor]:
+                     tokenizer, embedding: torch.Tensor,
+                     word_boundary: str | None = "<wb>") -> tuple[torch.Tensor, torch.Tensor]:
     """Target embedding per unit: the LLM embedding of the letters that most often spell it.
 
     ``<wb>`` targets the space token. Returns ``(targets [V, D], has_target [V] bool)``;

@@ -11,7 +11,8 @@ words the speech does not contain.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -51,10 +52,12 @@ def pick_hypothesis(hyps: Sequence[tuple[str, float]], rows: np.ndarray, units_o
 
 
 def units_function(encoder, index: dict[str, int]) -> Callable[[str], list[int]]:
-    """``text -> unit ids`` (``index``: the model's unit -> id) by ``encoder.text_to_units``, cached."""
-    from functools import lru_cache
+    """``text -> unit ids`` (``index``: the model's unit -> id) by ``encoder.text_to_units``, cached.
 
-    @lru_cache(maxsize=None)
+    The cache is bounded (the beams of one utterance share most words, later utterances rarely
+    repeat whole answers), so memory stays flat however many inputs a run decodes."""
+
+    @functools.lru_cache(maxsize=4096)
     def units_of(text: str) -> list[int]:
         return [index[u] for u in encoder.text_to_units(text)] if text.strip() else []
     return units_of

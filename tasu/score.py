@@ -1,113 +1,39 @@
-"""WER/CER/accuracy/BLEU scoring of Kaldi-style ``text`` files, ``result.txt`` and ``RESULTS.md``.
+"""Metrics of Kaldi-style ``text`` files: WER/CER with their alignments, accuracy, BLEU.
 
-Both references and hypotheses go through :func:`normalize_text` before
-scoring (BLEU excepted: sacrebleu tokenises raw text itself); the error rates
-are computed with ``jiwer`` and reported as percentages.  :func:`score_task`
-scores a task of :mod:`tasu.tasks` by its metric (one of :data:`METRICS`).  ``result.txt`` follows the ESPnet/sclite layout: a summary
-header, then the aligned ``REF:``/``HYP:`` pair of every utterance with errors.
+Both references and hypotheses go through :func:`tasu.textnorm.normalize_text` before
+scoring (BLEU excepted: sacrebleu tokenises raw text itself); the error rates are computed
+with ``jiwer`` and reported as percentages. :func:`score_metric` scores by a metric name
+(one of :data:`METRICS`; a task of :mod:`tasu.tasks` names its own). The reports
+(``result.txt``, RESULTS.md) are :mod:`tasu.report`'s.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import jiwer
 
-from tasu.data import atomic_write_text
-
-if TYPE_CHECKING:
-    from tasu.tasks import Task
+from tasu.textnorm import normalize_text
 
 __all__ = [
+    "AlignOp",
     "METRICS",
-    "NORMALIZATION_DESCRIPTION",
     "TaskScore",
     "DEFAULT_CHOICES",
     "extract_choice",
-    "format_task_score",
     "score_accuracy",
     "score_bleu",
     "score_mc_accuracy",
     "score_metric",
-    "score_task",
-    "task_summary_dict",
-    "write_task_result",
-    "atomic_write_text",
     "ScoreResult",
     "UttScore",
-    "format_alignment",
-    "normalize_text",
     "read_text",
     "score_texts",
-    "summary_dict",
-    "write_result",
-    "write_results_md",
 ]
-
-NORMALIZATION_DESCRIPTION = (
-    "NFKC, lowercase, curly quotes -> ASCII, punctuation removed except "
-    "word-internal apostrophes, hyphens -> spaces, whitespace collapsed"
-)
-
-# Typographic quotes and apostrophe look-alikes mapped to their ASCII forms.
-_QUOTE_MAP = str.maketrans(
-    {
-        "\u2018": "'",  # left single quotation mark
-        "\u2019": "'",  # right single quotation mark
-        "\u201a": "'",  # single low-9 quotation mark
-        "\u201b": "'",  # single high-reversed-9 quotation mark
-        "\u2032": "'",  # prime
-        "\u02bc": "'",  # modifier letter apostrophe
-        "\u201c": '"',  # left double quotation mark
-        "\u201d": '"',  # right double quotation mark
-        "\u201e": '"',  # double low-9 quotation mark
-        "\u201f": '"',  # double high-reversed-9 quotation mark
-        "\u2033": '"',  # double prime
-    }
-)
-
-# Hyphen and dash characters: all become word separators.
-_HYPHENS = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d")
-
-
-def _is_word_char(ch: str) -> bool:
-    """True for letters, digits and combining marks (parts of a word)."""
-    return ch.isalnum() or unicodedata.category(ch).startswith("M")
-
-
-def normalize_text(s: str) -> str:
-    """Normalise a transcript for scoring (applied to references and hypotheses).
-
-    Steps, in order:
-
-    1. Unicode NFKC (full-width forms, ligatures, ... become canonical).
-    2. Lowercase (``str.lower``).
-    3. Curly/typographic quotes become ASCII ``'`` and ``"``.
-    4. Hyphens and dashes become spaces (``well-known`` -> ``well known``).
-    5. Punctuation (Unicode category ``P*``, which includes ``%``, ``&``,
-       ``/``) becomes a space, except an apostrophe between two word
-       characters (``don't`` stays, ``'quoted'`` -> ``quoted``).  Symbols
-       (``S*``, e.g. ``$``, ``+``) are kept.
-    6. Runs of whitespace collapse to one space; ends are stripped.
-    """
-    s = unicodedata.normalize("NFKC", s).lower().translate(_QUOTE_MAP)
-    out: list[str] = []
-    n = len(s)
-    for i, ch in enumerate(s):
-        if ch in _HYPHENS:
-            out.append(" ")
-        elif ch == "'":
-            internal = 0 < i < n - 1 and _is_word_char(s[i - 1]) and _is_word_char(s[i + 1])
-            out.append("'" if internal else " ")
-        elif unicodedata.category(ch).startswith("P"):
-            out.append(" ")
-        else:
-            out.append(ch)
-    return " ".join("".join(out).split())
 
 
 def read_text(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -216,9 +142,9 @@ def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str], normalize: bool 
     Texts are normalised with :func:`normalize_text` (``normalize=False``: only
     whitespace is collapsed, for unit sequences).  A reference id without a
     hypothesis is scored as an empty hypothesis (all deletions) and counted in
-    ``n_missing_hyp`` (which counts every such id, empty references included); hypothesis ids without a reference are ignored and
-    counted in ``n_extra_hyp``; references that are empty after normalisation
-    are skipped and counted in ``n_empty_ref``.  WER uses
+    ``n_missing_hyp`` (which counts every such id, empty references included);
+    hypothesis ids without a reference are ignored and counted in ``n_extra_hyp``;
+    references that are empty after normalisation are skipped and counted in ``n_empty_ref``.  WER uses
     ``jiwer.process_words``; CER uses ``jiwer.process_characters`` (the
     computation behind ``jiwer.cer``), spaces counting as characters.
     Raises ``ValueError`` if no non-empty reference is left to score.
@@ -282,140 +208,6 @@ def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str], normalize: bool 
         char_ins=chars.insertions,
         details=details,
     )
-
-
-def format_alignment(ops: Sequence[AlignOp]) -> tuple[str, str]:
-    """Render an alignment as padded ``(ref_line, hyp_line)`` without prefixes.
-
-    Correct words stay lowercase, errors are UPPER case and the empty side
-    of a deletion/insertion is ``***``.
-    """
-    ref_cells: list[str] = []
-    hyp_cells: list[str] = []
-    for op, r, h in ops:
-        if op == "C":
-            rc, hc = r, h
-        else:
-            rc = r.upper() if r else "***"
-            hc = h.upper() if h else "***"
-        width = max(len(rc), len(hc))
-        ref_cells.append(rc.ljust(width))
-        hyp_cells.append(hc.ljust(width))
-    return " ".join(ref_cells).rstrip(), " ".join(hyp_cells).rstrip()
-
-
-def _rate_line(name: str, rate: float, errors: int, total: int, ins: int, dele: int, sub: int) -> str:
-    """One sclite-style summary line, e.g. ``%WER 12.34 [ 56 / 454, ... ]``."""
-    return f"%{name} {rate:.2f} [ {errors} / {total}, {ins} ins, {dele} del, {sub} sub ]"
-
-
-def write_result(result: ScoreResult, path: str | os.PathLike[str], *, ref_name: str, hyp_name: str,
-                 units: bool = False) -> None:
-    """Write an ESPnet/sclite-like human-readable ``result.txt`` (atomically).
-
-    Header: ref/hyp names, normalisation, ``%WER``/``%CER`` lines and counts;
-    then, sorted by id, the ``id``/``REF:``/``HYP:`` alignment of every
-    utterance with word errors.
-    """
-    r = result
-    lines = [
-        f"REF: {ref_name}",
-        f"HYP: {hyp_name}",
-        f"Normalisation: {'none (unit sequences)' if units else NORMALIZATION_DESCRIPTION}",
-        _rate_line("UER" if units else "WER", r.wer, r.n_word_errors, r.n_ref_words, r.ins, r.dele, r.sub),
-        _rate_line("CER", r.cer, r.n_char_errors, r.n_ref_chars, r.char_ins, r.char_dele, r.char_sub),
-        f"#utts: {r.n_utts} scored, {r.n_utts_with_errors} with errors",
-        f"#missing hyp: {r.n_missing_hyp} (ref ids without hyp line; scored as empty)",
-        f"#extra hyp: {r.n_extra_hyp} (ignored)",
-        f"#empty ref: {r.n_empty_ref} (skipped)",
-        "",
-    ]
-    for d in sorted(r.details, key=lambda u: u.uttid):
-        if d.n_errors == 0:
-            continue
-        ref_line, hyp_line = format_alignment(d.ops)
-        note = ", missing hyp" if d.missing_hyp else ""
-        lines += [
-            f"id: ({d.uttid})",
-            f"Scores: (#C #S #D #I) {d.n_ref_words - d.sub - d.dele} {d.sub} {d.dele} {d.ins}{note}",
-            f"REF: {ref_line}",
-            f"HYP: {hyp_line}",
-            "",
-        ]
-    atomic_write_text(path, "\n".join(lines))
-
-
-def summary_dict(result: ScoreResult, **extra: Any) -> dict[str, Any]:
-    """Summary numbers of ``result`` as a JSON-ready dict (plus ``extra`` keys)."""
-    summary: dict[str, Any] = dict(extra)
-    summary.update(
-        n_utts=result.n_utts,
-        n_ref_words=result.n_ref_words,
-        wer=round(result.wer, 4),
-        cer=round(result.cer, 4),
-        sub=result.sub,
-        dele=result.dele,
-        ins=result.ins,
-        n_ref_chars=result.n_ref_chars,
-        n_missing_hyp=result.n_missing_hyp,
-        n_extra_hyp=result.n_extra_hyp,
-        n_empty_ref=result.n_empty_ref,
-    )
-    return summary
-
-
-_MD_COLUMNS = ("set", "n_utts", "wer", "cer", "encoder_uer", "model", "date")
-_MD_TASK_COLUMNS = ("set", "task", "n_utts", "metric", "value", "model", "date")
-
-
-def _md_cell(value: Any, *, rate: bool = False) -> str:
-    """Format one table cell (rates as numbers with 2 decimals), ``|`` escaped."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    text = f"{float(value):.2f}" if rate and is_number else str(value)
-    return " ".join(text.replace("|", "\\|").split())
-
-
-def write_results_md(
-    path: str | os.PathLike[str],
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    title: str,
-    notes: str = "",
-) -> None:
-    """Regenerate ``RESULTS.md``: a title, the results table(s), then ``notes``.
-
-    Each transcription row needs the keys ``set, n_utts, wer, cer, model, date``;
-    ``encoder_uer`` (the encoder's own unit error rate on the set) is optional. Rows of
-    other task metrics (a ``metric`` key other than WER: ``set, task, n_utts, metric,
-    value, model, date``) go into a second table. Rows are written in the given order.
-    Written atomically.
-    """
-    task_rows = [r for r in rows if r.get("metric", "WER") not in ("WER", "wer", "cer")]
-    rows = [r for r in rows if r not in task_rows]
-    lines = [
-        f"# {title}",
-        "",
-        "| set | #utts | WER (%) | CER (%) | encoder UER (%) | model | date |",
-        "|---|---:|---:|---:|---:|---|---|",
-    ]
-    for i, row in enumerate(rows):
-        row = {**row, "encoder_uer": "-" if row.get("encoder_uer") is None else row["encoder_uer"]}
-        missing = [k for k in _MD_COLUMNS if k not in row]
-        if missing:
-            raise ValueError(f"results row {i} lacks key(s): {', '.join(missing)}")
-        cells = [_md_cell(row[k], rate=k in ("wer", "cer", "encoder_uer")) for k in _MD_COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    if task_rows:
-        lines += ["", "| set | task | #utts | metric | value (%) | model | date |", "|---|---|---:|---|---:|---|---|"]
-        for i, row in enumerate(task_rows):
-            missing = [k for k in _MD_TASK_COLUMNS if k not in row]
-            if missing:
-                raise ValueError(f"task results row {i} lacks key(s): {', '.join(missing)}")
-            lines.append("| " + " | ".join(_md_cell(row[k], rate=k == "value") for k in _MD_TASK_COLUMNS) + " |")
-    text = "\n".join(lines) + "\n"
-    if notes.strip():
-        text += "\n" + notes.strip() + "\n"
-    atomic_write_text(path, text)
 
 
 # ---------------------------------------------------------------------------
@@ -573,54 +365,3 @@ def score_metric(metric: str, refs: Mapping[str, str], hyps: Mapping[str, str],
     raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
 
 
-def score_task(task: Task, refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
-    """Score by ``task.metric`` (a :class:`tasu.tasks.Task`; its labels are the mc options)."""
-    return score_metric(task.metric, refs, hyps, task.labels if task.metric == "mc_accuracy" else None)
-
-
-_METRIC_NAMES = {"wer": "WER", "cer": "CER", "accuracy": "ACC", "mc_accuracy": "MC-ACC", "bleu": "BLEU"}
-
-
-def format_task_score(score: TaskScore) -> str:
-    """One summary line, e.g. ``%ACC 80.00 [ 4 / 5 ]`` or ``BLEU 53.73 (5 utts)``."""
-    name = _METRIC_NAMES.get(score.metric, score.metric.upper())
-    if score.n_correct is not None:
-        return f"%{name} {score.value:.2f} [ {score.n_correct} / {score.n_utts} ]"
-    unit = "" if score.metric == "bleu" else "%"
-    return f"{unit}{name} {score.value:.2f} ({score.n_utts} utts)"
-
-
-def write_task_result(score: TaskScore, path: str | os.PathLike[str], *, ref_name: str, hyp_name: str) -> None:
-    """Write a ``result.txt`` for a non-WER metric (atomically): a header, then every wrong answer."""
-    norm = {"accuracy": NORMALIZATION_DESCRIPTION, "mc_accuracy": "option letter extracted from each side",
-            "bleu": "none (sacrebleu 13a tokenisation, case-sensitive)"}.get(score.metric, NORMALIZATION_DESCRIPTION)
-    lines = [
-        f"REF: {ref_name}",
-        f"HYP: {hyp_name}",
-        f"Metric: {score.metric}",
-        f"Normalisation: {norm}",
-        format_task_score(score),
-    ]
-    if score.detail:
-        lines.append(score.detail)
-    lines += [
-        f"#utts: {score.n_utts} scored",
-        f"#missing hyp: {score.n_missing_hyp} (ref ids without hyp line; scored as empty)",
-        f"#extra hyp: {score.n_extra_hyp} (ignored)",
-        "",
-    ]
-    for uttid, ref, hyp in score.errors:
-        lines += [f"id: ({uttid})", f"REF: {ref}", f"HYP: {hyp or '***'}", ""]
-    atomic_write_text(path, "\n".join(lines))
-
-
-def task_summary_dict(score: TaskScore, **extra: Any) -> dict[str, Any]:
-    """Summary numbers of ``score`` as a JSON-ready dict (plus ``extra`` keys)."""
-    summary: dict[str, Any] = dict(extra)
-    summary.update(metric=score.metric, value=round(score.value, 4), n_utts=score.n_utts,
-                   n_missing_hyp=score.n_missing_hyp, n_extra_hyp=score.n_extra_hyp)
-    if score.n_correct is not None:
-        summary["n_correct"] = score.n_correct
-    if score.detail:
-        summary["detail"] = score.detail
-    return summary

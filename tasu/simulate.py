@@ -7,7 +7,8 @@ rates; per unit, independently: deletion (``drop``), substitution by another uni
 same class (vowel/consonant) or any active unit (``substitute``), a repeated row
 (``repeat``), an inserted random unit after it (``insert``) and a spurious word boundary
 after it inside a word (``wb_insert``: real recognisers split words about as often as they
-merge them). ``<wb>`` rows are dropped with their own rate (``wb_drop``). Everything draws from the numpy ``Generator`` passed in.
+merge them). ``<wb>`` rows are dropped with their own rate (``wb_drop``). Everything draws
+from the numpy ``Generator`` passed in.
 
 A real CTC posterior row that is wrong is also less sure of itself, and the unit it replaced
 is often its runner-up. ``sub_smooth_*`` gives substituted rows their own (larger) smoothing
@@ -26,11 +27,11 @@ those configured above.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from tasu.config import SimulationConfig
 from tasu.sparse import SparseRows
 
 VOWEL_CHARS = set("aeiouæɑɒɔəɛɜɝɪʊʌyøœɐɘɵɤɯɨʉɚ")
@@ -61,30 +62,6 @@ def unit_class(unit: str, classes: str = "vowel") -> str | None:
         if letters[0] in chars:
             return name
     return None
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    drop: float = 0.05
-    substitute: float = 0.08
-    repeat: float = 0.04
-    insert: float = 0.03
-    wb_drop: float = 0.10
-    wb_insert: float = 0.0     # P(a <wb> row after a unit that is not the last of its word)
-    strength_min: float = 0.0
-    strength_max: float = 2.0
-    smooth_min: float = 0.05   # eps range: mass off the top unit
-    smooth_max: float = 0.5
-    competitors: int = 2       # units sharing eps besides the uniform floor
-    floor: float = 0.1         # share of eps spread uniformly over active units
-    same_class: float = 0.7    # P(a substitute is of the same class)
-    classes: str = "vowel"     # substitution classes: "vowel" (vowel/consonant) or "manner"
-    true_competitor: float = 0.0   # P(a substituted row keeps the replaced unit as runner-up)
-    sub_smooth_min: float | None = None  # eps range of substituted rows (default: smooth_*)
-    sub_smooth_max: float | None = None
-    confusions: str | None = None  # confusion table file (ref hyp count lines; <eps>: deletion/insertion)
-    confusion_weight: float = 1.0  # P(a substitute is drawn from the table, for units it covers)
-    confusion_min: int = 3         # substitutions of a unit needed before its table row is used
 
 
 class PosteriorSimulator:

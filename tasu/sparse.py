@@ -28,12 +28,12 @@ class SparseRows:
     def shape(self) -> tuple[int, int]:
         return (self.ids.shape[0], self.vocab_size)
 
-    def to(self, device) -> "SparseRows":
+    def to(self, device) -> SparseRows:
         return SparseRows(self.ids.to(device), self.weights.to(device), self.floor.to(device),
                           self.active.to(device), self.vocab_size)
 
     @classmethod
-    def cat(cls, parts: "list[SparseRows]") -> "SparseRows":
+    def cat(cls, parts: list[SparseRows]) -> SparseRows:
         """Rows of several sentences stacked (same inventory), e.g. one projector call per batch."""
         if not parts:
             raise ValueError("no sparse rows to concatenate")
@@ -53,7 +53,7 @@ class SparseRows:
 
     @classmethod
     def from_numpy(cls, ids: np.ndarray, weights: np.ndarray, floor: np.ndarray, active: np.ndarray,
-                   vocab_size: int) -> "SparseRows":
+                   vocab_size: int) -> SparseRows:
         """Merge repeated ids within a row (weights add), normalise rows to sum 1."""
         ids = np.array(ids, dtype=np.int64)
         w = np.array(weights, dtype=np.float64)
@@ -163,7 +163,8 @@ def rows_times_table(S: torch.Tensor, T: torch.Tensor, block: int = 1024) -> tor
     return out
 
 
-def sparse_layernorm_linear(x: SparseRows, norm: torch.nn.LayerNorm, linear: "UnitLinear | torch.nn.Linear") -> torch.Tensor:
+def sparse_layernorm_linear(x: SparseRows, norm: torch.nn.LayerNorm,
+                            linear: UnitLinear | torch.nn.Linear) -> torch.Tensor:
     """``linear(norm(x.dense()))`` without building the dense rows (differentiable).
 
     Forward: one pass over the weight ``T [V, H]`` (``gamma^T T``, ``beta^T T``) plus ``O(k H)``
@@ -174,7 +175,8 @@ def sparse_layernorm_linear(x: SparseRows, norm: torch.nn.LayerNorm, linear: "Un
     """
     V = x.vocab_size
     if norm.normalized_shape != (V,) or linear.in_features != V:
-        raise ValueError(f"sparse rows over {V} units, but the layers expect {norm.normalized_shape} / {linear.in_features}")
+        raise ValueError(f"sparse rows over {V} units, but the layers expect "
+                         f"{norm.normalized_shape} / {linear.in_features}")
     T = linear.table if isinstance(linear, UnitLinear) else linear.weight.t()   # [V, H]
     gamma = norm.weight if norm.weight is not None else T.new_ones(V)
     beta = norm.bias if norm.bias is not None else T.new_zeros(V)

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import yaml
 
-from tasu.llm import SPEECH_PLACEHOLDER, PromptTemplate
-from tasu.score import METRICS
+from tasu.prompt import SPEECH_PLACEHOLDER, PromptTemplate
+from tasu.score import METRICS, TaskScore, score_metric
 
 __all__ = ["DEFAULT_TASKS_FILE", "Task", "TaskRegistry", "load_tasks"]
 
@@ -213,3 +214,8 @@ def load_tasks(path: str | os.PathLike[str] | None = None) -> TaskRegistry:
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{p}: expected a mapping 'task name -> entry' with at least one task")
     return TaskRegistry(p, {name: _task(name, entry, p) for name, entry in data.items()})
+
+
+def score_task(task: Task, refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
+    """Score by ``task.metric`` (a :class:`tasu.tasks.Task`; its labels are the mc options)."""
+    return score_metric(task.metric, refs, hyps, task.labels if task.metric == "mc_accuracy" else None)

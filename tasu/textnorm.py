@@ -1,4 +1,7 @@
-"""Written English -> speakable training sentences, and held-out sentence keys.
+"""Text normalisation: the scoring normaliser, speakable training sentences, held-out sentence keys.
+
+:func:`normalize_text` is what every system is scored after (references and hypotheses alike)
+and what the held-out filter matches on.
 
 Training text for TASU must be what a speaker would say: digits and symbols read out as words,
 no markup, one sentence a line. This module does that for every text source of a recipe and
@@ -13,7 +16,7 @@ for transcripts of real recordings (telephone prompts say "press 1"):
 - :func:`heldout_keys` / :class:`HeldoutFilter` implement the test-set filter: a training
   sentence is removed when it equals a held-out sentence, contains a whole held-out sentence of
   at least ``MIN_CONTAINED`` words, or shares any ``NGRAM``-word window with one (all after
-  :func:`tasu.score.normalize_text`). Keys are hashed, so a recipe can ship the filter for
+  :func:`normalize_text`). Keys are hashed, so a recipe can ship the filter for
   corpora whose text it may not redistribute.
 
 Only the standard library is used (no torch): data preparation imports this.
@@ -24,12 +27,75 @@ import hashlib
 import html
 import re
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
-from tasu.score import normalize_text
-
-__all__ = ["number_words", "year_words", "verbalize", "clean_sentence", "split_sentences",
+__all__ = ["normalize_text", "NORMALIZATION_DESCRIPTION",
+           "number_words", "year_words", "verbalize", "clean_sentence", "split_sentences",
            "heldout_keys", "HeldoutFilter", "NGRAM", "MIN_CONTAINED"]
+
+NORMALIZATION_DESCRIPTION = (
+    "NFKC, lowercase, curly quotes -> ASCII, punctuation removed except "
+    "word-internal apostrophes, hyphens -> spaces, whitespace collapsed"
+)
+
+
+# Typographic quotes and apostrophe look-alikes mapped to their ASCII forms.
+_QUOTE_MAP = str.maketrans(
+    {
+        "\u2018": "'",  # left single quotation mark
+        "\u2019": "'",  # right single quotation mark
+        "\u201a": "'",  # single low-9 quotation mark
+        "\u201b": "'",  # single high-reversed-9 quotation mark
+        "\u2032": "'",  # prime
+        "\u02bc": "'",  # modifier letter apostrophe
+        "\u201c": '"',  # left double quotation mark
+        "\u201d": '"',  # right double quotation mark
+        "\u201e": '"',  # double low-9 quotation mark
+        "\u201f": '"',  # double high-reversed-9 quotation mark
+        "\u2033": '"',  # double prime
+    }
+)
+
+
+# Hyphen and dash characters: all become word separators.
+_HYPHENS = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d")
+
+
+def _is_word_char(ch: str) -> bool:
+    """True for letters, digits and combining marks (parts of a word)."""
+    return ch.isalnum() or unicodedata.category(ch).startswith("M")
+
+
+def normalize_text(s: str) -> str:
+    """Normalise a transcript for scoring (applied to references and hypotheses).
+
+    Steps, in order:
+
+    1. Unicode NFKC (full-width forms, ligatures, ... become canonical).
+    2. Lowercase (``str.lower``).
+    3. Curly/typographic quotes become ASCII ``'`` and ``"``.
+    4. Hyphens and dashes become spaces (``well-known`` -> ``well known``).
+    5. Punctuation (Unicode category ``P*``, which includes ``%``, ``&``,
+       ``/``) becomes a space, except an apostrophe between two word
+       characters (``don't`` stays, ``'quoted'`` -> ``quoted``).  Symbols
+       (``S*``, e.g. ``$``, ``+``) are kept.
+    6. Runs of whitespace collapse to one space; ends are stripped.
+    """
+    s = unicodedata.normalize("NFKC", s).lower().translate(_QUOTE_MAP)
+    out: list[str] = []
+    n = len(s)
+    for i, ch in enumerate(s):
+        if ch in _HYPHENS:
+            out.append(" ")
+        elif ch == "'":
+            internal = 0 < i < n - 1 and _is_word_char(s[i - 1]) and _is_word_char(s[i + 1])
+            out.append("'" if internal else " ")
+        elif unicodedata.category(ch).startswith("P"):
+            out.append(" ")
+        else:
+            out.append(ch)
+    return " ".join("".join(out).split())
+
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
          "fifteen sixteen seventeen eighteen nineteen").split()

@@ -26,10 +26,11 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -209,12 +210,12 @@ def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
         members[arc] = gguf
         cfg["llm"] = arc
         references["llm"]["included"] = arc
-    members[str(prefix / "config.yaml")] = yaml.safe_dump(cfg, sort_keys=False).encode()
+    members[str(prefix / "config.yaml")] = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True).encode()
     members[str(prefix / "model.pt")] = _small_state(expdir / "model.pt", dtype)
     members[str(prefix / "units.txt")] = expdir / "units.txt"
     yaml_files = {"train_config": str(prefix / "config.yaml")}
     if decode_config is not None:
-        members[str(prefix / "decode.yaml")] = Path(decode_config)
+        members[str(prefix / "decode.yaml")] = _standalone_yaml(Path(decode_config))
         yaml_files["decode_config"] = str(prefix / "decode.yaml")
     for f in extra:
         members[str(prefix / Path(f).name)] = Path(f)
@@ -259,6 +260,17 @@ def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
             os.unlink(tmp)
         raise
     return outpath
+
+
+def _standalone_yaml(path: Path) -> Path | bytes:
+    """A config file as the archive stores it: as is, or with its ``base:`` chain resolved
+    (the base files are not in the archive)."""
+    from tasu.config import BASE_KEY, read_config_data
+
+    if BASE_KEY not in (yaml.safe_load(path.read_text()) or {}):
+        return path
+    head = f"# {path.name} with its {BASE_KEY}: chain resolved (tasu.config.read_config_data)\n"
+    return (head + yaml.safe_dump(read_config_data(path), sort_keys=False, allow_unicode=True)).encode()
 
 
 def _safe_member(archive: Path, name: str) -> PurePosixPath:
@@ -354,7 +366,8 @@ def unpack_zip(archive: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
                     data = yaml.safe_load(path.read_text(encoding="utf-8"))
                 except (yaml.YAMLError, UnicodeDecodeError) as e:
                     raise ZooError(f"{archive}: member {name!r} is not valid YAML: {e}") from None
-                path.write_text(yaml.safe_dump(_rewrite_paths(data, mapping), sort_keys=False), encoding="utf-8")
+                path.write_text(yaml.safe_dump(_rewrite_paths(data, mapping), sort_keys=False, allow_unicode=True),
+                                encoding="utf-8")
             if outdir.exists():
                 shutil.rmtree(outdir)
             try:
@@ -380,18 +393,23 @@ def _from_meta(root: Path, meta: dict[str, Any]) -> Unpacked:
 
 
 def _cache_root() -> Path:
-    from tasu.llm import cache_dir
+    from tasu.fileio import cache_dir
 
     return cache_dir() / "zoo"
 
 
-def unpack(source: str | os.PathLike[str] | None = None, outdir: str | os.PathLike[str] | None = None) -> Unpacked:
+def unpack(source: str | os.PathLike[str] | None = None, outdir: str | os.PathLike[str] | None = None,
+           checkpoint: str | None = None) -> Unpacked:
     """A packed zip, an unpacked dir (with ``meta.yaml``), an exp dir, or a zoo name / hub id.
 
     ``None`` is the default model shipped with the package. Zips unpack into ``outdir``
     (default: ``$TASU_CACHE/zoo/<name>-<sha256 prefix>``), reused when already there.
+    ``checkpoint``: the weights file of an exp dir to use instead of ``model.pt``
+    (e.g. ``checkpoints/step0001000.pt``).
     """
     src = DEFAULT_MODEL if source is None else Path(source)
+    if checkpoint is not None and not (src.is_dir() and (src / "config.yaml").is_file() and not (src / META).is_file()):
+        raise ZooError(f"{src}: checkpoint={checkpoint!r} applies to a training dir (config.yaml) only")
     if source is None and not src.is_file():
         raise ZooError(f"{src}: the default model is not installed; pass a packed model or exp dir")
     if src.is_file():
@@ -404,11 +422,12 @@ def unpack(source: str | os.PathLike[str] | None = None, outdir: str | os.PathLi
         if (src / META).is_file():
             return _from_meta(src, read_meta(src / META, (src / META).read_text()))
         if (src / "config.yaml").is_file():  # an exp dir as training left it
-            for name in ("units.txt", "model.pt"):
+            weights = checkpoint or "model.pt"
+            for name in ("units.txt", weights):
                 if not (src / name).is_file():
                     raise ZooError(f"{src / name}: missing; is {src} a finished training dir?")
             dec = src / "decode.yaml"
-            return Unpacked(src, src / "config.yaml", src / "model.pt", src / "units.txt",
+            return Unpacked(src, src / "config.yaml", src / weights, src / "units.txt",
                             dec if dec.is_file() else None, {})
         raise ZooError(f"{src}: neither a packed model ({META}) nor a training dir (config.yaml)")
     return _download(str(source), outdir)
@@ -463,18 +482,3 @@ def check_references(meta: Mapping[str, Any], llm_name: str) -> list[str]:
     return warnings
 
 
-def load_model(source: str | os.PathLike[str] | None, device=None):
-    """``(SpeechLLM, TrainConfig, UnitInventory, DecodeConfig)`` from anything :func:`unpack` takes."""
-    import torch
-
-    from tasu.config import DecodeConfig, load_config
-    from tasu.train import load_trained_files
-
-    u = unpack(source)
-    check_model_files(u.train_config, u.units_file, u.model_file)  # fail before the LLM is loaded
-    dcfg = load_config(u.decode_config, DecodeConfig) if u.decode_config else DecodeConfig()
-    model, cfg, inv = load_trained_files(u.train_config, u.units_file, u.model_file,
-                                         device or torch.device("cpu"), base=u.root)
-    for w in check_references(u.meta, cfg.llm):
-        log.warning("%s", w)
-    return model, cfg, inv, dcfg

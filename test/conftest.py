@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny text-only training set with its stage-1 units (G2P through hama)."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,32 @@ def train_cmd(d: Path, expdir: Path, overrides: list[str], launcher: list[str] |
         "--train_data", str(d / "data"), "--train_units", str(d / "dump" / "units"),
         "--lexicon", str(d / "lexicon.txt"), "--expdir", str(expdir)] + [
         x for o in overrides for x in ("--override", o)]
+
+
+# --- test kinds: pytest -m unit | cli | recipe -----------------------------------------------
+# A test marked by hand keeps its mark. Otherwise: the end-to-end recipe runs are `recipe`;
+# a test that runs a command-line tool (in a subprocess or through its main()), builds the
+# tiny training set through hama's G2P, or loads a real model (the LLM, hama's recogniser)
+# is `cli`; everything else is a fast library test, `unit` (about 6 s of test time in all).
+# A slow test the signs miss is marked by hand (e.g. the one reading the whole shipped text).
+_CLI_SIGNS = re.compile(r"subprocess|tasu\.bin\.|_cli\(|\bmain\(|_main\(|train_cmd|tiny_units|smollm2|HamaEncoder|"
+                        r'build_encoder\("hama"|load_model\(|llm_dirs|\bhama\.')
+_CLI_FIXTURES = {"tiny_units", "exp", "llm_dirs", "model_dir", "trained", "packed"}
+
+
+def pytest_collection_modifyitems(config, items):
+    import inspect
+
+    for item in items:
+        if any(item.get_closest_marker(k) for k in ("unit", "cli", "recipe")):
+            continue
+        if item.module.__name__.startswith("test_recipe"):
+            kind = "recipe"
+        else:
+            try:
+                src = inspect.getsource(item.function)
+            except (OSError, TypeError):
+                src = ""
+            slow = bool(_CLI_SIGNS.search(src)) or bool(_CLI_FIXTURES & set(getattr(item, "fixturenames", ())))
+            kind = "cli" if slow else "unit"
+        item.add_marker(getattr(pytest.mark, kind))

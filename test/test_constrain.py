@@ -1,9 +1,9 @@
 """Closed-vocabulary decoding: whatever the model prefers, only listed words come out."""
 import pytest
 import torch
+from test_model import V, tiny_model
 
 from tasu.constrain import VocabularyConstraint, read_word_list
-from test_model import V, tiny_model
 
 PIECES = ["<pad>", "<s>", "</s>", "the", " the", "cat", " cat", "alog", " dog", "dog", " a", "a", "c", " c",
           "at", "t", "he", " ", "h", "o", "g", "d", "l"]
@@ -82,7 +82,8 @@ class Loop:
 
 @pytest.mark.parametrize("num_beams", [1, 2])
 def test_a_looping_model_stops_at_the_length_bound(num_beams):
-    from tasu.constrain import GuardConfig, length_bounds
+    from tasu.config import GuardConfig
+    from tasu.constrain import length_bounds
 
     model, tpl = tiny_model()
     torch.manual_seed(1)
@@ -98,7 +99,7 @@ def test_a_looping_model_stops_at_the_length_bound(num_beams):
 
 @pytest.mark.parametrize("num_beams", [1, 2])
 def test_the_loop_guard_ends_and_cuts_a_loop(num_beams):
-    from tasu.constrain import GuardConfig
+    from tasu.config import GuardConfig
 
     model, tpl = tiny_model()
     feats = [torch.rand(6, V), torch.rand(9, V)]

@@ -13,20 +13,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tasu.audio import load_audio, recording_duration, wav_entry_kind
 from tasu.bin.fix_data_dir import fix_data_dir
 from tasu.bin.validate_data_dir import main as validate_main
 from tasu.data import (
     DataDir,
     DataError,
-    atomic_write_text,
-    load_audio,
     read_kv,
-    recording_duration,
     utt2spk_to_spk2utt,
-    wav_entry_kind,
     write_data_dir,
     write_kv,
 )
+from tasu.fileio import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000

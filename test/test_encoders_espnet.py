@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 import yaml
 
-from tasu.encoders.espnet import ESPnetEncoder, import_asr_task, locate_model, read_config
+from tasu.encoders.espnet import (
+    ESPnetEncoder,
+    import_asr_task,
+    locate_model,
+    read_config,
+)
 
 torch = pytest.importorskip("torch")
 

@@ -12,11 +12,12 @@ import soundfile as sf
 import yaml
 
 pytest.importorskip("transformers")
+from tiny_hf import LOWER, UPPER, tiny_ctc_dir  # noqa: E402
+
 from tasu.encoders import build_encoder  # noqa: E402
 from tasu.encoders.base import EncoderError  # noqa: E402
 from tasu.encoders.hf import OOVError  # noqa: E402
 from tasu.units import UnitInventory  # noqa: E402
-from tiny_hf import LOWER, UPPER, tiny_ctc_dir  # noqa: E402
 
 TOP = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

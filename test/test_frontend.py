@@ -4,8 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasu.encoders.frontend import (SENSEVOICE_FBANK, CMVN, FbankConfig, WavFrontend, apply_lfr, fbank,
-                                    mel_banks, mel_scale, num_frames, read_am_mvn, write_am_mvn)
+from tasu.encoders.frontend import (
+    CMVN,
+    SENSEVOICE_FBANK,
+    FbankConfig,
+    WavFrontend,
+    apply_lfr,
+    fbank,
+    mel_banks,
+    mel_scale,
+    num_frames,
+    read_am_mvn,
+    write_am_mvn,
+)
 
 
 def _wave(n: int = 16000, seed: int = 0) -> np.ndarray:

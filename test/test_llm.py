@@ -11,8 +11,10 @@ import time
 import pytest
 import torch
 
-from tasu.config import TrainConfig
-from tasu.llm import DTYPES, LoraConfig, PromptTemplate, load_llm, resolve_llm
+from tasu.config import LoraConfig, TrainConfig
+from tasu.llm import load_llm, resolve_llm
+from tasu.prompt import PromptTemplate
+from tasu.runtime import DTYPES
 from tasu.units import UnitInventory
 
 transformers = pytest.importorskip("transformers")
@@ -34,7 +36,13 @@ def _save(model, tok, out):
 @pytest.fixture(scope="module")
 def llm_dirs(tmp_path_factory):
     """``{"llama": chat tokenizer, hidden 16; "llama24": hidden 24; "gpt2": plain tokenizer}``."""
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import (
+        AutoTokenizer,
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     src = _smollm2_dir()
     tok = AutoTokenizer.from_pretrained(src)
@@ -76,24 +84,24 @@ def test_frozen_weights_in_the_asked_dtype_trainable_ones_float32(llm_dirs, dtyp
 
 
 def test_amp_auto_uses_bf16_only_where_the_device_has_native_kernels(monkeypatch, caplog):
-    import tasu.train
-    from tasu.train import fast_bf16, llm_dtypes
+    import tasu.runtime
+    from tasu.runtime import fast_bf16, llm_dtypes
 
     cpu = torch.device("cpu")
     native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     assert fast_bf16(cpu) == native
     assert llm_dtypes(TrainConfig(), cpu) == ((torch.bfloat16,) * 2 if native else (None, torch.float32))
-    monkeypatch.setattr(tasu.train, "fast_bf16", lambda device: False)
+    monkeypatch.setattr(tasu.runtime, "fast_bf16", lambda device: False)
     assert llm_dtypes(TrainConfig(amp="auto"), cpu) == (None, torch.float32)
-    with caplog.at_level("WARNING", logger="tasu.train"):
+    with caplog.at_level("WARNING", logger="tasu.runtime"):
         assert llm_dtypes(TrainConfig(amp="bf16"), cpu) == (torch.bfloat16, torch.bfloat16)  # forced: slow, said so
     assert "without native bf16 kernels" in caplog.text
-    monkeypatch.setattr(tasu.train, "fast_bf16", lambda device: True)
+    monkeypatch.setattr(tasu.runtime, "fast_bf16", lambda device: True)
     assert llm_dtypes(TrainConfig(amp="auto"), cpu) == (torch.bfloat16, torch.bfloat16)
 
 
 def test_llm_dtype_follows_amp_when_auto_and_float16_needs_a_gpu():
-    from tasu.train import llm_dtypes
+    from tasu.runtime import llm_dtypes
 
     cpu = torch.device("cpu")
     assert llm_dtypes(TrainConfig(amp="bf16"), cpu) == (torch.bfloat16, torch.bfloat16)
@@ -148,7 +156,7 @@ def test_full_fine_tuning_trains_every_weight_in_float32_frozen_none(llm_dirs):
 
 @pytest.mark.parametrize("finetune,expect", [("lora", "lora"), ("full", "all"), ("none", "none")])
 def test_build_model_trains_what_finetune_says(llm_dirs, finetune, expect):
-    from tasu.train import build_model
+    from tasu.modelio import build_model
 
     cfg = TrainConfig(llm=str(llm_dirs["llama"]), finetune=finetune, amp="none", llm_dtype="bfloat16")
     cfg.projector.init, cfg.projector.hidden = "random", 8
@@ -187,8 +195,8 @@ def test_chat_and_plain_templates(llm_dirs):
 
 
 def test_template_key_and_pad_id_in_the_built_model(llm_dirs):
+    from tasu.modelio import build_model
     from tasu.tasks import Task
-    from tasu.train import build_model
 
     inv = UnitInventory(("a", "b", "<wb>", "<blank>"))
     cfg = TrainConfig(llm=str(llm_dirs["gpt2"]), amp="none", finetune="lora", task_prompt="<speech>")
@@ -293,7 +301,7 @@ def _env():
 # -- weights of another LLM --------------------------------------------------------------
 def test_weights_trained_on_another_llm_are_a_clear_error(llm_dirs, tmp_path):
     from tasu.config import save_config
-    from tasu.train import build_model, load_trained_files, trainable_state
+    from tasu.modelio import build_model, load_trained_files, trainable_state
 
     inv = UnitInventory(("a", "b", "<wb>", "<blank>"))
     cfg = TrainConfig(llm=str(llm_dirs["llama"]), amp="none")
@@ -312,8 +320,8 @@ def test_weights_trained_on_another_llm_are_a_clear_error(llm_dirs, tmp_path):
 # -- devices -----------------------------------------------------------------------------
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_ngpu_without_cuda_is_a_clear_error():
-    from tasu.bin.train import device_from_ngpu
     from tasu.dist import init_distributed
+    from tasu.runtime import device_from_ngpu
 
     assert device_from_ngpu(0) == torch.device("cpu")
     with pytest.raises(SystemExit, match="--ngpu 1 but torch sees no CUDA device"):
@@ -327,7 +335,6 @@ def test_ngpu_without_cuda_is_a_clear_error():
 # -- a short training run on a tiny LLM ----------------------------------------------------
 def test_train_cli_two_steps_on_a_tiny_llm(tiny_units, llm_dirs, tmp_path):
     import yaml
-
     from conftest import TOP, train_cmd
 
     exp = tmp_path / "exp"
@@ -351,7 +358,7 @@ def test_llms_that_change_their_logits_are_refused():
     """Soft-capped or scaled logits (Gemma-2, Cohere, Granite) would train on other logits than decoded."""
     from types import SimpleNamespace
 
-    from tasu.train import check_plain_logits
+    from tasu.modelio import check_plain_logits
 
     check_plain_logits(SimpleNamespace(logit_scale=1.0, final_logit_softcapping=None), "plain")
     for key, value in (("final_logit_softcapping", 30.0), ("logit_scale", 0.0625), ("logits_scaling", 8.0)):

@@ -56,7 +56,8 @@ def test_flite_voices_speak_at_the_drawn_speed(tmp_path, monkeypatch):
         info = sf.info(str(wav))
         assert info.samplerate == 16000 and info.channels == 1
         durations[speed] = info.duration
-        assert (tmp_path / "data" / f"s{speed}" / "utt2spk").read_text().split() == [f"fliteslt-s{speed}-0000", "fliteslt"]
+        utt2spk = (tmp_path / "data" / f"s{speed}" / "utt2spk").read_text().split()
+        assert utt2spk == [f"fliteslt-s{speed}-0000", "fliteslt"]
     # duration stretch 160/speed: 200 wpm speaks in about 120/200 of the time of 120 wpm
     assert 0.5 < durations[200] / durations[120] < 0.75
     sys.modules.pop("prepare_data", None)

@@ -3,9 +3,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tasu.llm import PromptTemplate
 from tasu.model import IGNORE, SpeechLLM
 from tasu.projector import LinearSiLUProjector, fit_projector, spelling_targets
+from tasu.prompt import PromptTemplate
 
 V, D = 12, 32
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tasu.score import normalize_text
-from tasu.textnorm import HeldoutFilter, heldout_keys
+from tasu.textnorm import HeldoutFilter, heldout_keys, normalize_text
 
 TOP = Path(__file__).resolve().parents[1]
 RECIPE = TOP / "egs" / "open_en"
@@ -173,6 +172,7 @@ def test_arctic_sets_are_real_and_split_by_prompt(tmp_path):
     assert "commit: c51cb971036a127359b43c621f26ca5081eab13e" in (RECIPE / "db" / "arctic_cathy" / "SOURCE").read_text()
 
 
+@pytest.mark.cli  # reads the whole shipped text and lexicon (~25 s)
 def test_shipped_text_is_open_and_holds_no_test_sentence():
     train = table(RECIPE / "local" / "text" / "train.text.xz")
     assert len(train) >= 200_000

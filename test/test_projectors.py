@@ -4,13 +4,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_model import D, ToyTokenizer, V
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from tasu.config import ProjectorConfig, TrainConfig, load_config, save_config
-from tasu.llm import PromptTemplate
 from tasu.model import IGNORE, SpeechLLM
-from tasu.projector import PROJECTORS, build_projector, fit_projector, project_batch, projector_options
-from test_model import D, V, ToyTokenizer
+from tasu.projector import (
+    PROJECTORS,
+    build_projector,
+    fit_projector,
+    project_batch,
+    projector_options,
+)
+from tasu.prompt import PromptTemplate
 
 TOP = Path(__file__).resolve().parents[1]
 VOCAB = 100
@@ -205,7 +211,7 @@ def test_speech_llm_places_projected_rows_and_labels_the_answer_only(case, left_
 def test_train_cli_with_a_conv1d_projector_and_the_model_rebuilds(tiny_units, tmp_path):
     from conftest import train_cmd
 
-    from tasu.train import load_trained
+    from tasu.modelio import load_model
 
     exp = tmp_path / "exp"
     r = subprocess.run(train_cmd(tiny_units, exp, [
@@ -216,7 +222,7 @@ def test_train_cli_with_a_conv1d_projector_and_the_model_rebuilds(tiny_units, tm
     assert "projector warm start" in r.stderr  # spelling, k units at a time
     state = torch.load(exp / "model.pt")
     assert "projector.conv.weight" in state and not any(k.endswith("table") for k in state)
-    model, cfg, inv = load_trained(exp, CPU)
+    model, cfg, inv, _ = load_model(exp, CPU)
     assert cfg.projector.kind == "conv1d" and model.projector.stride == 2
     torch.testing.assert_close(model.projector.conv.weight.float(), state["projector.conv.weight"])
     out = model.project([torch.rand(5, inv.size).softmax(-1), torch.rand(2, inv.size).softmax(-1)])

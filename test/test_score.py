@@ -11,15 +11,9 @@ from pathlib import Path
 import jiwer
 import pytest
 
-from tasu.score import (
-    ScoreResult,
-    format_alignment,
-    normalize_text,
-    read_text,
-    score_texts,
-    write_result,
-    write_results_md,
-)
+from tasu.report import format_alignment, write_result, write_results_md
+from tasu.score import ScoreResult, read_text, score_texts
+from tasu.textnorm import normalize_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -184,26 +178,32 @@ def test_write_result(tmp_path: Path) -> None:
 
 
 def test_write_results_md(tmp_path: Path) -> None:
+    counts = {"n_ref_words": 80, "sub": 6, "dele": 2, "ins": 2}  # 10 errors in 80 words: 12.5 %
     rows = [
-        {"set": "dev", "n_utts": 10, "wer": 12.345, "cer": 5.0, "model": "base | lora", "date": "2024-01-02"},
-        {"set": "test", "n_utts": 20, "wer": 3, "cer": 1.234, "model": "base", "date": "2024-01-02"},
+        {"set": "dev", "n_utts": 10, "wer": 12.5, "cer": 5.0, "model": "base | lora", "date": "2024-01-02",
+         "n_utts_with_errors": 4, "encoder_uer": 7.25, **counts},
+        {"set": "test", "n_utts": 20, "wer": 0, "cer": 0, "model": "base", "date": "2024-01-02",
+         "n_ref_words": 100, "sub": 0, "dele": 0, "ins": 0},  # an older summary: no sentence-error count
     ]
     out = tmp_path / "RESULTS.md"
     out.write_text("old content\n")
-    write_results_md(out, rows, title="mini_en", notes="## Notes\n\nSome *notes*.")
+    env = {"date": "2024-01-02T10:00:00+00:00", "git commit": "abc", "torch": "2.13.0+cpu", "CPU": "x, 2 cores"}
+    write_results_md(out, rows, title="mini_en", notes="## Notes\n\nSome *notes*.", env=env)
     text = out.read_text(encoding="utf-8")
     assert "old content" not in text
-    assert text.startswith("# mini_en\n")
-    assert "| set | #utts | WER (%) | CER (%) | encoder UER (%) | model | date |" in text
-    assert "| dev | 10 | 12.35 | 5.00 | - | base \\| lora | 2024-01-02 |" in text
-    assert "| test | 20 | 3.00 | 1.23 | - | base | 2024-01-02 |" in text
+    assert text.startswith("# mini_en\n\n## Environment\n\n- date: `2024-01-02T10:00:00+00:00`\n- git commit: `abc`\n")
+    assert "| set | Snt | Wrd | Corr | Sub | Del | Ins | Err | S.Err | CER | encoder UER | model | date |" in text
+    assert "| dev | 10 | 80 | 90.0 | 7.5 | 2.5 | 2.5 | 12.5 | 40.0 | 5.0 | 7.2 | base \\| lora | 2024-01-02 |" in text
+    assert "| test | 20 | 100 | 100.0 | 0.0 | 0.0 | 0.0 | 0.0 | - | 0.0 | - | base | 2024-01-02 |" in text
     assert text.index("| dev ") < text.index("| test ") < text.index("## Notes")
     assert text.rstrip().endswith("Some *notes*.")
 
 
 def test_write_results_md_missing_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="wer"):
-        write_results_md(tmp_path / "R.md", [{"set": "a", "n_utts": 1, "cer": 1.0, "model": "m", "date": "d"}], title="t")
+        row = {"set": "a", "n_utts": 1, "cer": 1.0, "model": "m", "date": "d", "n_ref_words": 3, "sub": 0,
+               "dele": 0, "ins": 0}
+        write_results_md(tmp_path / "R.md", [row], title="t", env={})
 
 
 # --- CLI --------------------------------------------------------------------
@@ -257,8 +257,12 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     text = md.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| test ") or line.startswith("| dev ")]
     assert len(rows) == 2
-    assert rows[0].startswith("| test | 2 | 25.00 | ") and "| whisper-small + lora |" in rows[0]
-    assert rows[1].startswith("| dev | 2 | 33.33 | 30.00 | - | whisper-small + lora |")
+    # sclite's columns: 8 words, 1 sub + 1 del; u1 wrong, u2 right / 6 words, v2's two deleted
+    assert rows[0].startswith("| test | 2 | 8 | 75.0 | 12.5 | 12.5 | 0.0 | 25.0 | 50.0 | ")
+    assert "| whisper-small + lora |" in rows[0]
+    assert rows[1].startswith("| dev | 2 | 6 | 66.7 | 0.0 | 33.3 | 0.0 | 33.3 | 50.0 | 30.0 | - | "
+                              "whisper-small + lora |")
+    assert "- git commit: `" in text and "- torch: `" in text  # the environment block
 
     # the encoder's own unit error rate: units scored as given (no normalisation), its own column
     ref_u = _write(tmp_path / "dump" / "units", "u1 ð ə <wb> k æ t\nu2 h ɛ l oʊ\n")
@@ -269,7 +273,8 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert proc.stdout.strip() == "test: UER 10.00 % (2 utts)"  # 1 of 10 units
     assert "%UER 10.00 [ 1 / 10, 0 ins, 0 del, 1 sub ]" in (out_a.parent / "encoder_result.txt").read_text()
     proc = _cli("--results-md", str(md), "--decode-dirs", str(out_a.parent), "--model", "m")
-    assert "| test | 2 | 25.00 | " in md.read_text() and " | 10.00 | m |" in md.read_text()
+    assert "| test | 2 | 8 | 75.0 | 12.5 | 12.5 | 0.0 | 25.0 | 50.0 | " in md.read_text()
+    assert " | 10.0 | m |" in md.read_text()
 
 
 def test_cli_errors(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tasu.simulate import PosteriorSimulator, SimulationConfig
+from tasu.config import SimulationConfig
+from tasu.simulate import PosteriorSimulator
 
 UNITS = ["<pad>", "a", "e", "i", "o", "p", "t", "k", "s", "m", "n", "<wb>", "<blank>"]
 WB = UNITS.index("<wb>")
@@ -30,7 +31,7 @@ def test_event_rates_match_config():
                strength_min=1.0, strength_max=1.0)
     s = sim(**cfg)
     rng = np.random.default_rng(1)
-    n, kept, subs, extra = 0, 0, 0, 0
+    n, subs, extra = 0, 0, 0
     for _ in range(400):
         ids = list(rng.choice(ACTIVE, size=50))
         out = s.noisy_ids(ids, rng)
@@ -119,26 +120,29 @@ def test_simulate_posteriors_cli_writes_clean_oracle_rows(tiny_units, tmp_path):
     import sys
 
     import kaldiio
-
     from conftest import TOP
+
     from tasu.encoders import build_encoder
+
+    MINI_TRAIN = str(TOP / "egs/mini_en/conf/train.yaml")
 
     inv = build_encoder("hama").inventory
     inv.to_file(tmp_path / "units.txt")
-    r = subprocess.run([sys.executable, "-m", "tasu.bin.simulate_posteriors", "--units", str(tiny_units / "dump" / "units"),
-                        "--inventory", str(tmp_path / "units.txt"), "--config", str(TOP / "egs/mini_en/conf/train.yaml"),
+    r = subprocess.run([sys.executable, "-m", "tasu.bin.simulate_posteriors",
+                        "--units", str(tiny_units / "dump" / "units"),
+                        "--inventory", str(tmp_path / "units.txt"), "--config", MINI_TRAIN,
                         "--out", str(tmp_path / "oracle")], cwd=TOP, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     feats = dict(kaldiio.load_scp(str(tmp_path / "oracle" / "feats.scp")))
-    index = inv.index()
     for line in (tiny_units / "dump" / "units").read_text().splitlines():
         uid, *units = line.split()
         assert feats[uid].shape == (len(units), inv.size)
         assert feats[uid].max(1).min() == 1.0 and [inv.units[i] for i in feats[uid].argmax(1)] == units
     # a unit outside the inventory: an error naming the file and line
     (tmp_path / "bad").write_text("a1 ð ə <wb> XX\n")
-    r = subprocess.run([sys.executable, "-m", "tasu.bin.simulate_posteriors", "--units", str(tmp_path / "bad"),
-                        "--inventory", str(tmp_path / "units.txt"), "--config", str(TOP / "egs/mini_en/conf/train.yaml"),
+    r = subprocess.run([sys.executable, "-m", "tasu.bin.simulate_posteriors",
+                        "--units", str(tmp_path / "bad"),
+                        "--inventory", str(tmp_path / "units.txt"), "--config", MINI_TRAIN,
                         "--out", str(tmp_path / "o2")], cwd=TOP, capture_output=True, text=True)
     assert r.returncode == 1 and f"{tmp_path / 'bad'}:1: unit 'XX'" in r.stderr
 
@@ -149,6 +153,7 @@ def test_confusion_table_drives_substitutes_and_insertions(tmp_path):
     import sys
 
     from conftest import TOP
+
     from tasu.simulate import read_confusions
 
     (tmp_path / "ref").write_text("u1 a b c <wb> d\nu2 a b\n")

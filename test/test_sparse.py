@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from tasu.config import SimulationConfig
 from tasu.projector import LinearSiLUProjector
-from tasu.simulate import PosteriorSimulator, SimulationConfig
+from tasu.simulate import PosteriorSimulator
 from tasu.sparse import SparseRows, sparse_layernorm_linear
 
 V = 300
@@ -61,7 +62,8 @@ def test_hand_made_rows_and_shape_errors():
 
 
 def test_speech_llm_loss_is_the_same_for_sparse_and_dense_batches():
-    from test_model import V as TV, tiny_model
+    from test_model import V as TV
+    from test_model import tiny_model
 
     m, _ = tiny_model()
     units = [f"u{i}" for i in range(TV - 2)] + ["<wb>", "<blank>"]

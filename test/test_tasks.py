@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import sacrebleu
 import torch
+from test_model import ToyTokenizer, V, tiny_model
 
 from tasu.config import TrainConfig
 from tasu.data import DataError, read_targets, write_data_dir
-from tasu.llm import PromptTemplate
 from tasu.model import IGNORE
+from tasu.prompt import PromptTemplate
 from tasu.score import (
     METRICS,
     extract_choice,
@@ -23,11 +24,9 @@ from tasu.score import (
     score_bleu,
     score_mc_accuracy,
     score_metric,
-    score_task,
     score_texts,
 )
-from tasu.tasks import DEFAULT_TASKS_FILE, Task, load_tasks
-from test_model import V, ToyTokenizer, tiny_model
+from tasu.tasks import DEFAULT_TASKS_FILE, Task, load_tasks, score_task
 
 TOP = Path(__file__).resolve().parents[1]
 
@@ -95,8 +94,10 @@ def test_load_registry_prompts_labels_and_templates(tmp_path):
 
 @pytest.mark.parametrize("entry,words", [
     ("  prompts: ['<speech>']\n  target: text\n  metric: wer\n  promt: x\n", "task 'bad': unknown key 'promt'"),
-    ("  prompts: ['<speech>']\n  target: text\n  metric: rouge\n", "task 'bad': unknown metric 'rouge' (known: wer, cer"),
-    ("  prompts: ['Say it.']\n  target: text\n  metric: wer\n", "task 'bad': prompt 1 'Say it.' must hold the <speech>"),
+    ("  prompts: ['<speech>']\n  target: text\n  metric: rouge\n",
+     "task 'bad': unknown metric 'rouge' (known: wer, cer"),
+    ("  prompts: ['Say it.']\n  target: text\n  metric: wer\n",
+     "task 'bad': prompt 1 'Say it.' must hold the <speech>"),
     ("  prompts: ['<speech>', '<speech><speech>']\n  target: text\n  metric: wer\n", "prompt 2"),
     ("  prompts: []\n  target: text\n  metric: wer\n", "task 'bad': prompts must be"),
     ("  target: text\n  metric: wer\n", "task 'bad': missing key 'prompts'"),
@@ -106,7 +107,8 @@ def test_load_registry_prompts_labels_and_templates(tmp_path):
     ("  prompts: ['<speech>']\n  target: wav.scp\n  metric: wer\n", "task 'bad': target 'wav.scp'"),
     ("  prompts: ['<speech>']\n  target: t\n  metric: accuracy\n  labels: [a, b, a]\n", "duplicate label(s) a"),
     ("  prompts: ['<speech>']\n  target: t\n  metric: accuracy\n  labels: []\n", "labels must be"),
-    ("  prompts: ['<speech>']\n  target: t\n  metric: mc_accuracy\n  labels: [A, bb]\n", "option letters A-Z; got 'bb'"),
+    ("  prompts: ['<speech>']\n  target: t\n  metric: mc_accuracy\n  labels: [A, bb]\n",
+     "option letters A-Z; got 'bb'"),
     ("  prompts: ['<speech>']\n  target: t\n  metric: accuracy\n  labels: nope.txt\n", "cannot read labels file"),
     ("  prompts: ['<speech>']\n  target: t\n  metric: wer\n  system_prompt: [x]\n", "system_prompt must be"),
     ("  just a string\n", "task 'bad': expected a mapping"),
@@ -308,7 +310,7 @@ def test_score_cli_by_metric_and_task(tmp_path):
     md = (tmp_path / "R.md").read_text()
     assert "| set | task | #utts | metric | value (%) | model | date |" in md
     assert re.search(r"\| t \| mcq \| 2 \| mc_accuracy \| 50\.00 \| m \| \d{4}-\d\d-\d\d \|", md)
-    assert "| WER (%) |" in md  # the transcription table is there (empty) too
+    assert "| Snt | Wrd | Corr |" in md  # the transcription table is there (empty) too
 
 
 def test_score_cli_asr_task_is_the_wer_path(tmp_path):

@@ -1,8 +1,16 @@
 """Speakable-text rules and the held-out filter (tasu.textnorm)."""
 import pytest
 
-from tasu.textnorm import (HeldoutFilter, clean_sentence, heldout_keys, number_words, ordinal_words,
-                           split_sentences, verbalize, year_words)
+from tasu.textnorm import (
+    HeldoutFilter,
+    clean_sentence,
+    heldout_keys,
+    number_words,
+    ordinal_words,
+    split_sentences,
+    verbalize,
+    year_words,
+)
 
 
 @pytest.mark.parametrize("n, words", [

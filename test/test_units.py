@@ -1,9 +1,9 @@
 """Text -> hama units, lexicon cache, unit inventory files."""
-from pathlib import Path
 
 import pytest
 
-from tasu.units import HamaG2P, UnitInventory, read_lexicon, text_words
+from tasu.g2p import HamaG2P, read_lexicon
+from tasu.units import UnitInventory, text_words
 
 hama = pytest.importorskip("hama")
 

@@ -30,7 +30,8 @@ def exp(tmp_path_factory):
     """A tiny 'trained' exp dir: real LLM, random (non-zero) projector and LoRA weights."""
     from tasu.config import TrainConfig
     from tasu.encoders.hama import HamaEncoder
-    from tasu.train import prepare, trainable_state
+    from tasu.modelio import trainable_state
+    from tasu.train import prepare
 
     d = tmp_path_factory.mktemp("zoo")
     cfg = TrainConfig()
@@ -53,13 +54,13 @@ def exp(tmp_path_factory):
 
 def reference_hyps(model_dir, wavs, max_new_tokens=6):
     """What the exp dir itself answers for these files (in process, no packing involved)."""
-    from tasu.data import read_audio
+    from tasu.audio import read_audio
     from tasu.decode import decode_posteriors
     from tasu.encoders.hama import HamaEncoder
+    from tasu.modelio import load_model
     from tasu.psd import psd_compress
-    from tasu.train import load_trained
 
-    model, _, inv = load_trained(model_dir, torch.device("cpu"))
+    model, _, inv, _ = load_model(model_dir, torch.device("cpu"))
     enc = HamaEncoder()
     items = [(w.name, psd_compress(enc.log_posteriors(*read_audio(str(w))), inv.blank_id, 0.5)) for w in wavs]
     return decode_posteriors(model, items, 2, max_new_tokens)
@@ -182,7 +183,8 @@ def test_espnet_unpack_reads_our_zip(exp, tmp_path):
 
 def test_espnet_model_zoo_downloader_unpacks_our_zip(exp, tmp_path):
     downloader = pytest.importorskip("espnet_model_zoo.downloader")
-    from tasu.zoo import load_model, pack
+    from tasu.modelio import load_model
+    from tasu.zoo import pack
 
     z = pack(exp / "exp" / "tasu_tiny", tmp_path / "m.zip", decode_config=exp / "decode.yaml")
     d = downloader.ModelDownloader(tmp_path / "cache").download_and_unpack(str(z))
@@ -217,7 +219,8 @@ def test_shipped_default_model_transcribes_real_speech(tmp_path):
 
 
 def test_include_llm_stores_the_gguf_and_points_the_config_at_it(exp, tmp_path):
-    from tasu.zoo import load_model, pack, unpack
+    from tasu.modelio import load_model
+    from tasu.zoo import pack, unpack
 
     z = pack(exp / "exp" / "tasu_tiny", tmp_path / "full.zip", include_llm=True)
     with zipfile.ZipFile(z) as f:
@@ -233,17 +236,17 @@ def test_include_llm_stores_the_gguf_and_points_the_config_at_it(exp, tmp_path):
 
 def test_infer_rescores_the_beam_with_a_decode_config(exp, tmp_path):
     """--config with acoustic_weight: the answers of decode_posteriors with the same rescorer."""
-    from tasu.data import read_audio
+    from tasu.audio import read_audio
     from tasu.decode import decode_posteriors
     from tasu.encoders.hama import HamaEncoder
+    from tasu.modelio import load_model
     from tasu.psd import psd_compress
     from tasu.rescore import make_rescorer, units_function
-    from tasu.train import load_trained
 
     conf = tmp_path / "rescore.yaml"
     conf.write_text("num_beams: 3\nmax_new_tokens: 6\nbatch_size: 2\nacoustic_weight: 0.5\n")
     wavs = [exp / "a.wav", exp / "b.wav"]
-    model, _, inv = load_trained(exp / "exp" / "tasu_tiny", torch.device("cpu"))
+    model, _, inv, _ = load_model(exp / "exp" / "tasu_tiny", torch.device("cpu"))
     enc = HamaEncoder()
     items = [(w.name, psd_compress(enc.log_posteriors(*read_audio(str(w))), inv.blank_id, 0.5)) for w in wavs]
     picked = []

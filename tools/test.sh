@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what is missing, then run the whole test suite (unit tests + the tiny end-to-end recipe).
+# Install what is missing, lint, then run the whole test suite (unit, CLI and end-to-end recipe tests;
+# `tools/test.sh -m unit` runs the fast library tests only: see the markers in pyproject.toml).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "${top}/tools/install.sh"
@@ -9,4 +10,6 @@ cd "${top}"
 python=${PYTHON:-python3}
 "${top}/tools/install.sh" --espnet >/dev/null \
     || echo "$0: espnet2/espnet_model_zoo not installable; their tests will be skipped"
+# the linter first (settings in pyproject.toml): a lint error fails the run like a test does
+${python} -m ruff check "${top}"
 exec ${python} -m pytest test -q "$@"

@@ -207,7 +207,10 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
         fi
         lexicon=()  # pronunciations for acoustic rescoring of answers (decode config acoustic_weight)
         [ -f "${dumpdir}/lexicon.txt" ] && lexicon=(--lexicon "${dumpdir}/lexicon.txt")
-        if newer "${out}/text" "${exp}/model.pt" "${input[1]}" "${decode_config}" \
+        # the decoding config and the configs it extends (base:): a change to any re-decodes
+        confs=$(${python} -m tasu.config "${decode_config}") || { log "cannot read ${decode_config}"; exit 1; }
+        mapfile -t decode_confs <<< "${confs}"
+        if newer "${out}/text" "${exp}/model.pt" "${input[1]}" "${decode_confs[@]}" \
                 && [ "$(cat "${out}/decode_args" 2>/dev/null)" = "${decode_args}" ]; then
             log "  ${out}/text is up to date, skipping"; continue
         fi

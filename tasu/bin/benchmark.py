@@ -48,16 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from torch.utils.flop_counter import FlopCounterMode
 
-    from tasu.data import DataDir, load_audio, read_kv
+    from tasu.audio import load_audio
+    from tasu.data import DataDir, read_kv
     from tasu.decode import decode_posteriors
     from tasu.encoders import build_encoder
+    from tasu.examples import length_batches, make_examples
+    from tasu.modelio import load_model
     from tasu.psd import psd_compress
     from tasu.simulate import PosteriorSimulator
-    from tasu.train import length_batches, load_trained, make_examples
 
     dev = torch.device("cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    model, cfg, inv = load_trained(args.expdir, dev)
+    model, cfg, inv, _ = load_model(args.expdir, dev)
     tok = model.tokenizer
     text = DataDir.load(args.train_data, require=("text",)).text
     ex = make_examples(read_kv(args.train_units), text, inv, tok, model.template.eos_id)

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         ck = sorted((exp / "checkpoints").glob("step*.pt"))[-1]
         print(f"  resume: checkpoint load {load_s:.2f} s, process start to resumed "
               f"{log_time(res) - log_time(start):.1f} s (LLM load, projector set-up included); "
-              f"checkpoint {ck.stat().st_size / 2**20:.1f} MiB, model.pt {(exp / 'model.pt').stat().st_size / 2**20:.1f} MiB")
+              f"checkpoint {ck.stat().st_size / 2**20:.1f} MiB, "
+              f"model.pt {(exp / 'model.pt').stat().st_size / 2**20:.1f} MiB")
     return 0
 
 

@@ -28,8 +28,9 @@ def _time(fn, repeat: int) -> tuple[float, object]:
 
 
 def bench_sparse(V: int, B: int, L: int, hidden: int, repeat: int) -> None:
+    from tasu.config import SimulationConfig
     from tasu.projector import LinearSiLUProjector
-    from tasu.simulate import PosteriorSimulator, SimulationConfig
+    from tasu.simulate import PosteriorSimulator
     from tasu.sparse import SparseRows, sparse_layernorm_linear
 
     torch.manual_seed(0)

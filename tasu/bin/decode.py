@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
-
 from tasu.config import DecodeConfig, check_rescoring, load_config
-from tasu.data import atomic_write_text
+from tasu.fileio import atomic_write_text
 
 log = logging.getLogger("tasu.decode")
 
@@ -50,11 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     from tqdm import tqdm
 
-    from tasu.bin.train import device_from_ngpu
-    from tasu.constrain import VocabularyConstraint, read_word_list
+    from tasu.constrain import read_word_list
     from tasu.data import read_posteriors, read_table_lines
-    from tasu.decode import decode_posteriors, decode_texts
-    from tasu.train import load_trained
+    from tasu.inference import Speech2Text
+    from tasu.runtime import device_from_ngpu
     from tasu.units import UnitInventory
     from tasu.zoo import ZooError, check_model_files
 
@@ -74,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             tasks_file = args.tasks_file or load_config(args.expdir / "config.yaml").tasks_file
             task = load_tasks(tasks_file).get(args.task, where="--task")
         vocab = args.vocabulary or dcfg.vocabulary
+        words = None
         if vocab:
             read_table_lines(vocab)  # DataError "<file>:<line>: not valid UTF-8"
             words = read_word_list(vocab)
@@ -90,41 +89,40 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, ZooError) as e:  # DataError is a ValueError
         log.error("%s", e)
         return 1
-    device = device_from_ngpu(args.ngpu)
     try:  # the LLM the config names: a missing path, an unknown hub id, weights of another LLM
-        model, cfg, inv = load_trained(args.expdir, device, args.checkpoint)
+        lexicon = None
+        if dcfg.acoustic_weight > 0 and args.lexicon is not None:  # the training lexicon is read, never written
+            args.outdir.mkdir(parents=True, exist_ok=True)
+            lexicon = args.outdir / "lexicon_hyp.txt"  # new words of the answers are added here
+            shutil.copyfile(args.lexicon, lexicon)
+        # the encoder only turns answers into units here (the speech is already posteriors): CPU
+        s2t = Speech2Text.from_pretrained(args.expdir, device=device_from_ngpu(args.ngpu), decode_config=dcfg,
+                                          checkpoint=args.checkpoint, task=task, vocabulary=words,
+                                          lexicon=lexicon, encoder_device="cpu")
     except (ValueError, OSError, RuntimeError) as e:
         log.error("%s", e)
         return 1
-    constraint = None
-    if vocab:
-        try:
-            constraint = VocabularyConstraint(model.tokenizer, words, model.template.eos_id)
-        except ValueError as e:
-            log.error("%s", e)
-            return 1
-        log.info("closed vocabulary: %d words from %s", constraint.n_words, vocab)
+    if words:
+        log.info("closed vocabulary: %d words from %s", s2t.constraint.n_words, vocab)
     t0 = time.time()
     args.outdir.mkdir(parents=True, exist_ok=True)
-    template = task.template(model.tokenizer) if task else None
     if task:
         log.info("task %s: prompt %r", task.name, task.prompt)
     if args.text_input is not None:
         log.info("cascade: %d texts from %s in place of the speech", len(texts), args.text_input)
-        off = model.llm.disable_adapter() if args.no_adapters and hasattr(model.llm, "disable_adapter") else nullcontext()
-        with off, tqdm(total=len(texts), desc="decode (text)", unit="utt", mininterval=5) as bar:
-            hyps = decode_texts(model, texts, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar, template)
+        with tqdm(total=len(texts), desc="decode (text)", unit="utt", mininterval=5) as bar:
+            hyps = s2t.decode_texts(texts, adapters=not args.no_adapters, progress=bar)
     else:
-        rescorer, nbest = None, None
-        if dcfg.acoustic_weight > 0:
-            try:
-                rescorer, nbest = acoustic_rescorer(cfg.encoder, inv, dcfg, args.lexicon, args.outdir), {}
-            except (ValueError, OSError, ImportError) as e:
-                log.error("acoustic rescoring: %s", e)
-                return 1
+        try:
+            if dcfg.acoustic_weight > 0:
+                s2t.rescorer  # noqa: B018 - builds the encoder's text -> units now, so its errors come first
+        except (ValueError, OSError, ImportError) as e:
+            log.error("acoustic rescoring: %s", e)
+            return 1
         with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
-            hyps = decode_posteriors(model, items, dcfg.batch_size, dcfg.max_new_tokens, dcfg.num_beams, bar,
-                                     constraint, template, rescorer, nbest, dcfg.guard())
+            answers = s2t.decode_posteriors(items, progress=bar)
+        hyps = {u: a.text for u, a in answers.items()}
+        nbest = {u: a.nbest for u, a in answers.items() if a.nbest}
         if nbest:
             changed = sum(hyps[u] != c[0][0] for u, c in nbest.items())
             log.info("acoustic rescoring (weight %g) of %d-best lists: %d of %d answers are not the beam's best",
@@ -136,25 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.outdir / "decode_stats.json", json.dumps(stats, indent=1))
     log.info("decoded %d utterances in %.1f s -> %s", len(hyps), el, args.outdir / "text")
     return 0
-
-
-def acoustic_rescorer(encoder: str, inv, dcfg: DecodeConfig, lexicon: Path | None, outdir: Path):
-    """``(posteriors, [(text, logp)]) -> index`` by :func:`tasu.rescore.pick_hypothesis`, with the
-    encoder's own text -> units (characters it cannot write are dropped)."""
-    import shutil
-
-    from tasu.encoders import build_encoder
-    from tasu.rescore import make_rescorer, units_function
-
-    hyp_lexicon = None
-    if lexicon is not None:  # the training lexicon is read, never written
-        hyp_lexicon = outdir / "lexicon_hyp.txt"
-        shutil.copyfile(lexicon, hyp_lexicon)
-    enc = build_encoder(encoder, lexicon=hyp_lexicon, oov="drop")
-    if enc.inventory.units != inv.units:
-        raise ValueError(f"encoder {encoder!r} has other units than the model's units.txt")
-    return make_rescorer(units_function(enc, inv.index()), dcfg.acoustic_weight, dcfg.align_insert_cost,
-                         dcfg.align_delete_cost)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import logging
 import sys
 from pathlib import Path
 
-
-from tasu.data import DataDir, DataError, atomic_ark_writer, atomic_write_text, load_audio
+from tasu.audio import load_audio
+from tasu.data import DataDir, DataError
+from tasu.fileio import atomic_ark_writer, atomic_write_text
 
 log = logging.getLogger("tasu.dump_posteriors")
 
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             skipped = [s for r in res for s in r[0]]
             stats = [s for r in res for s in r[1]]
             scps = [args.out / f"feats.{j + 1}.scp" for j in range(nj)]
-    except (DataError, ValueError, ImportError, OSError, RuntimeError) as e:  # bad audio; an encoder that cannot load (names its dir)
+    # bad audio; an encoder that cannot load (names its dir)
+    except (DataError, ValueError, ImportError, OSError, RuntimeError) as e:
         log.error("%s", e)
         return 1
     lines = sorted(line for p in scps for line in p.read_text().splitlines())
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             p.unlink()
     atomic_write_text(args.out / "skipped", "".join(s + "\n" for s in sorted(skipped)))
     atomic_write_text(args.out / "psd_stats", "".join(f"{u} {a} {b}\n" for u, a, b, _ in sorted(stats)))
-    atomic_write_text(args.out / "units_hyp", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, _, _, h in sorted(stats)))
+    atomic_write_text(args.out / "units_hyp",
+                      "".join(f"{u} {h}\n".replace(" \n", "\n") for u, _, _, h in sorted(stats)))
     n_in = sum(a for _, a, _, _ in stats)
     n_out = sum(b for _, _, b, _ in stats)
     log.info("%s: %d utterances dumped, %d skipped (see %s); PSD kept %d of %d frames (%.1f%%)",

@@ -16,7 +16,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tasu.data import DataError, atomic_write_text, read_kv
+from tasu.data import DataError, read_kv
+from tasu.fileio import atomic_write_text
 from tasu.score import score_texts
 from tasu.simulate import EPS
 

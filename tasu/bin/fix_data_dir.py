@@ -13,9 +13,9 @@ import argparse
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tasu.data import DataDir, DataError, read_table_lines, utt2spk_to_spk2utt, write_kv
 

@@ -30,17 +30,16 @@ import argparse
 import logging
 import re
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
-from tasu.data import DataDir, DataError, load_audio, read_audio, read_table_lines
+from tasu.audio import load_audio, read_audio
+from tasu.data import DataDir, DataError, read_table_lines
 
 log = logging.getLogger("tasu.infer")
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au", ".sph"}
-TASKS = ("asr",)  # more come with the task registry
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoder", help="CTC encoder spec (default: the one the model was trained with, "
                     "`encoder:` in its config; hama for older models)")
     ap.add_argument("--model", help="packed zip, model dir, exp dir or hub id (default: the shipped model)")
-    ap.add_argument("--task", default="asr", choices=TASKS, help="what to answer (default: asr)")
+    ap.add_argument("--task", help="ask this task of the registry (its prompt; e.g. intent for a model trained "
+                    "on it) instead of the model's own prompt")
+    ap.add_argument("--tasks_file", type=Path, help="task registry (default: tasu/conf/tasks.yaml)")
     ap.add_argument("--output", "-o", type=Path, help="write `<key> <answer>` lines here instead of stdout")
     ap.add_argument("--batch_size", type=int, help="utterances per generation batch (default: decode config)")
     ap.add_argument("--chunk", type=int, default=64, help="inputs read and decoded at a time (default 64)")
@@ -119,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
-    import torch
     from tqdm import tqdm
 
     if args.quiet:
@@ -131,45 +131,31 @@ def main(argv: list[str] | None = None) -> int:
         transformers.utils.logging.disable_progress_bar()
         warnings.filterwarnings("ignore", category=FutureWarning)
 
-    from tasu.bin.train import device_from_ngpu
-    from tasu.config import DecodeConfig, check_rescoring, load_config
-    from tasu.decode import decode_posteriors
-    from tasu.encoders import build_encoder
-    from tasu.psd import psd_compress
-    from tasu.rescore import make_rescorer, units_function
-    from tasu.zoo import ZooError, load_model
+    from tasu.inference import Speech2Text
+    from tasu.runtime import device_from_ngpu
 
-    try:
-        own = load_config(args.config, DecodeConfig) if args.config else None  # errors name the file
-        model, cfg, inv, dcfg = load_model(args.model, device_from_ngpu(args.ngpu))
-    except (ZooError, FileNotFoundError, ValueError, RuntimeError) as e:
+    options = dict(batch_size=args.batch_size or None, num_beams=args.num_beams or None,
+                   max_new_tokens=args.max_new_tokens or None,
+                   psd_threshold=args.psd_threshold)
+    try:  # every error names its file: the --config, the task registry, the model's files, its LLM
+        task = None
+        if args.task:
+            from tasu.tasks import load_tasks
+
+            task = load_tasks(args.tasks_file).get(args.task, where="--task")
+        s2t = Speech2Text.from_pretrained(args.model, device=device_from_ngpu(args.ngpu), decode_config=args.config,
+                                          options=options, encoder=args.encoder, task=task)
+    except (ValueError, OSError, RuntimeError) as e:  # ZooError is a RuntimeError
         log.error("%s", e)
         return 2
-    if own is not None:
-        dcfg = own
-    batch_size = args.batch_size or dcfg.batch_size
-    beams = args.num_beams or dcfg.num_beams
-    max_new = args.max_new_tokens or dcfg.max_new_tokens
-    threshold = dcfg.psd_threshold if args.psd_threshold is None else args.psd_threshold
-    try:
-        check_rescoring(dcfg, beams, args.config or "the model's decode config")
-    except ValueError as e:
+    try:  # the encoder (audio -> posteriors; text -> units when rescoring): spec, dir, package, units
+        s2t.encoder  # noqa: B018
+    except (ValueError, ImportError, OSError) as e:
         log.error("%s", e)
         return 2
-    try:  # text -> units (rescoring only): characters the encoder cannot write are dropped
-        encoder = build_encoder(args.encoder or cfg.encoder, device=str(model.device), oov="drop")
-    except (ValueError, ImportError, OSError) as e:  # names the encoder spec, dir or missing package
-        log.error("%s", e)
-        return 2
-    if encoder.inventory.units != inv.units:
-        log.error("the model was trained on a unit inventory of %d units that differs from the encoder's (%d)",
-                  inv.size, encoder.inventory.size)
-        return 2
-    rescorer = None
-    if dcfg.acoustic_weight > 0:
-        rescorer = make_rescorer(units_function(encoder, inv.index()), dcfg.acoustic_weight,
-                                 dcfg.align_insert_cost, dcfg.align_delete_cost)
-        log.info("%d beams re-ranked by acoustic fit (weight %g)", beams, dcfg.acoustic_weight)
+    if s2t.rescorer is not None:
+        log.info("%d beams re-ranked by acoustic fit (weight %g)", s2t.decode_config.num_beams,
+                 s2t.decode_config.acoustic_weight)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: dict[str, str] = {}
     n_done = n_skipped = n_empty = 0
@@ -197,17 +183,15 @@ def main(argv: list[str] | None = None) -> int:
                     log.error("%s: skipped", msg if msg.startswith(e.where) else f"{e.where}: {msg}")
                     n_skipped += 1
                     continue
-                post = psd_compress(encoder.log_posteriors(wave, sr), inv.blank_id, threshold)
+                post = s2t.posteriors(wave, sr)
                 keys.append(e.key)
                 if post.shape[0] == 0:
                     n_empty += 1
                     log.warning("%s: no speech after PSD (all frames blank); empty answer", e.where)
-                else:
-                    items.append((e.key, post))
-            with torch.inference_mode():
-                hyps = decode_posteriors(model, items, batch_size, max_new, beams, rescorer=rescorer, guard=dcfg.guard())
+                items.append((e.key, post))
+            answers = s2t.decode_posteriors(items)
             for k in keys:
-                h = hyps.get(k, "")
+                h = answers[k].text
                 out.write(f"{k} {h}\n" if h else f"{k}\n")
                 n_done += 1
             out.flush()

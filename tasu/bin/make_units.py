@@ -16,7 +16,8 @@ import logging
 import sys
 from pathlib import Path
 
-from tasu.data import DataDir, DataError, atomic_write_text
+from tasu.data import DataDir, DataError
+from tasu.fileio import atomic_write_text
 from tasu.units import text_words
 
 log = logging.getLogger("tasu.make_units")

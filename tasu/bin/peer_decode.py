@@ -6,10 +6,11 @@
 Systems: ``pocketsphinx`` (PyPI ``pocketsphinx``, its default US English acoustic model,
 language model and dictionary: what a CPU user would pick instead). Audio is read like every
 tasu stage reads it (``wav.scp`` paths, pipes, ark; ``segments``) and resampled to the system's
-rate (16 kHz); ``--nj`` worker processes share the utterances. ``<out>/text`` holds the hypotheses (lower case, as pocketsphinx writes them;
-scoring normalises both sides alike), ``<out>/rtf`` the real-time factor. Written atomically;
-unreadable audio is an error naming the ``wav.scp`` line, or with ``--skip_bad_audio true`` a
-counted skip listed in ``<out>/skipped``.
+rate (16 kHz); ``--nj`` worker processes share the utterances. ``<out>/text`` holds the
+hypotheses (lower case, as pocketsphinx writes them; scoring normalises both sides alike),
+``<out>/rtf`` the real-time factor. Written atomically; unreadable audio is an error naming
+the ``wav.scp`` line, or with ``--skip_bad_audio true`` a counted skip listed in
+``<out>/skipped``.
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tasu.data import DataDir, DataError, atomic_write_text, load_audio
+from tasu.audio import load_audio
+from tasu.data import DataDir, DataError
 from tasu.encoders.base import resample
+from tasu.fileio import atomic_write_text
 
 log = logging.getLogger("tasu.peer_decode")
 SYSTEMS = ("pocketsphinx",)

@@ -26,23 +26,21 @@ import argparse
 import datetime
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from tasu.score import (
-    METRICS,
-    NORMALIZATION_DESCRIPTION,
-    atomic_write_text,
+from tasu.fileio import atomic_write_text
+from tasu.report import (
     format_task_score,
-    read_text,
-    score_metric,
-    score_texts,
     summary_dict,
     task_summary_dict,
     write_result,
     write_results_md,
     write_task_result,
 )
+from tasu.score import METRICS, read_text, score_metric, score_texts
+from tasu.textnorm import NORMALIZATION_DESCRIPTION
 
 SCORE_JSON = "score.json"
 
@@ -163,20 +161,14 @@ def load_row(decode_dir: Path, *, model: str, date: str) -> dict[str, Any]:
         return {"set": summary.get("set", decode_dir.name), "task": summary.get("task") or "-",
                 "n_utts": summary["n_utts"], "metric": summary["metric"], "value": summary["value"],
                 "model": model, "date": date}
-    missing = [k for k in ("n_utts", "wer", "cer") if k not in summary]
+    missing = [k for k in ("n_utts", "n_ref_words", "sub", "dele", "ins", "wer", "cer") if k not in summary]
     if missing:
         raise ValueError(f"{path}: lacks key(s): {', '.join(missing)}")
     enc = decode_dir / "encoder_score.json"  # the encoder's own unit error rate, when scored
     uer = json.loads(enc.read_text(encoding="utf-8")).get("wer") if enc.is_file() else None
-    return {
-        "set": summary.get("set", decode_dir.name),
-        "n_utts": summary["n_utts"],
-        "wer": summary["wer"],
-        "cer": summary["cer"],
-        "encoder_uer": uer,
-        "model": model,
-        "date": date,
-    }
+    return {**{k: summary[k] for k in ("n_utts", "n_ref_words", "sub", "dele", "ins", "wer", "cer")},
+            "n_utts_with_errors": summary.get("n_utts_with_errors"),  # older summaries lack it: S.Err "-"
+            "set": summary.get("set", decode_dir.name), "encoder_uer": uer, "model": model, "date": date}
 
 
 def run_results_md(args: argparse.Namespace) -> int:

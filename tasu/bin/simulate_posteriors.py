@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tasu.data import DataError, atomic_ark_writer, read_kv
+from tasu.data import DataError, read_kv
+from tasu.fileio import atomic_ark_writer
 from tasu.units import UnitInventory
 
 log = logging.getLogger("simulate_posteriors")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -42,22 +41,6 @@ def setup_logging(logfile: Path, rank: int = 0) -> None:
     for h in handlers:
         h.setFormatter(fmt)
         root.addHandler(h)
-
-
-def device_from_ngpu(ngpu: int) -> torch.device:
-    """The device of a single-process CLI: ``cuda:<LOCAL_RANK>`` (``cuda:0`` outside torchrun)
-    when ``ngpu`` > 0, else CPU; SystemExit with the reason when that GPU is not there."""
-    if ngpu < 0:
-        raise SystemExit(f"--ngpu must be >= 0, got {ngpu}")
-    if ngpu > 0:
-        if not torch.cuda.is_available():
-            raise SystemExit(f"--ngpu {ngpu} but torch sees no CUDA device (torch {torch.__version__}); "
-                             "use --ngpu 0 for the CPU")
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if local >= torch.cuda.device_count():
-            raise SystemExit(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} CUDA devices are visible")
-        return torch.device("cuda", local)
-    return torch.device("cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
              torch.get_num_threads(), ctx.world_size, cfg.seed)
 
     from tasu.encoders import build_encoder
-    from tasu.train import Trainer, check_units, make_examples, make_paired_examples, prepare
+    from tasu.examples import check_units, make_examples, make_paired_examples
     from tasu.simulate import PosteriorSimulator
+    from tasu.train import Trainer, prepare
 
     try:
         train_text = DataDir.load(args.train_data, require=("text",)).text
@@ -161,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     tok = model.tokenizer
     if task_answers:  # multi-task: one set of examples per task, from its target file
-        from tasu.train import make_task_examples
+        from tasu.examples import make_task_examples
 
         train = []
         for task, answers in task_answers:

@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tasu.data import DATA_FILES, DataDir, DataError, recording_duration
+from tasu.audio import recording_duration
+from tasu.data import DATA_FILES, DataDir, DataError
 
 __all__ = ["check_audio", "main"]
 

@@ -15,8 +15,8 @@ keyword options of :func:`build_encoder`, and ignore the options they have no us
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tasu.encoders.base import CTCEncoder
 

@@ -33,15 +33,21 @@ import sys
 import tempfile
 import types
 import zipfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
 
-from tasu.encoders.base import BatchCTCEncoder, check_oov_policy, resample, resolve_device
+from tasu.encoders.base import (
+    BatchCTCEncoder,
+    check_oov_policy,
+    resample,
+    resolve_device,
+)
 from tasu.encoders.spm import SentencePieceUnits
 from tasu.units import UnitInventory
 
@@ -65,7 +71,7 @@ class _Missing:
         raise ImportError(f"{self._name} is not available: its package is not installed "
                           f"(tasu imports espnet2 without {self._name.split('.')[0]})")
 
-    def __getattr__(self, attr: str) -> "_Missing":
+    def __getattr__(self, attr: str) -> _Missing:
         if attr.startswith("__"):
             raise AttributeError(attr)
         return _Missing(f"{self._name}.{attr}")
@@ -163,7 +169,9 @@ def _safe_extract(archive: Path, outdir: Path) -> None:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("TASU_CACHE", Path.home() / ".cache" / "tasu")) / "espnet"
+    from tasu.fileio import cache_dir
+
+    return cache_dir() / "espnet"
 
 
 def _from_meta(root: Path) -> ESPnetModelFiles:

@@ -1,7 +1,7 @@
 """The ``hama`` English IPA phoneme CTC model (PyPI ``hama``, CPU, offline).
 
 191 outputs including ``<wb>`` (word boundary) and ``<blank>``; one frame per 320 input
-samples at 16 kHz. Text -> units goes through ``hama.G2PModel`` (see :mod:`tasu.units`).
+samples at 16 kHz. Text -> units goes through ``hama.G2PModel`` (see :mod:`tasu.g2p`).
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 
 from tasu.encoders.base import CTCEncoder
 from tasu.encoders.base import resample as _resample
-from tasu.units import HamaG2P, UnitInventory
+from tasu.g2p import HamaG2P
+from tasu.units import UnitInventory
 
 
 def _import_hama():

@@ -25,13 +25,20 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from tasu.encoders.base import BatchCTCEncoder, CTCEncoder, EncoderError, check_oov_policy, resample, resolve_device
+from tasu.encoders.base import (
+    BatchCTCEncoder,
+    CTCEncoder,
+    EncoderError,
+    check_oov_policy,
+    resample,
+    resolve_device,
+)
 from tasu.units import UnitInventory
 
 log = logging.getLogger(__name__)

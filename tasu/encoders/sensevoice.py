@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from tasu.encoders.base import BatchCTCEncoder, check_oov_policy, resample, resolve_device
+from tasu.encoders.base import (
+    BatchCTCEncoder,
+    check_oov_policy,
+    resample,
+    resolve_device,
+)
 from tasu.encoders.frontend import SENSEVOICE_FBANK, WavFrontend, read_am_mvn
 from tasu.encoders.spm import SentencePieceUnits
 from tasu.units import UnitInventory

@@ -25,8 +25,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import yaml
-
+from tasu.config import read_config_data
 from tasu.data import write_data_dir
 
 WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)*")
@@ -144,7 +143,7 @@ def main() -> None:
     ap.add_argument("--n_paired", type=int, default=0, help="cap on paired training utterances (0: config)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = yaml.safe_load(args.config.read_text())
+    cfg = read_config_data(args.config)  # base: resolved, as every tasu config
     rng = random.Random(cfg["seed"])
 
     examples = [s for s in source_sentences(cfg["domain"], cfg)

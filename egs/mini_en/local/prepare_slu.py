@@ -22,11 +22,10 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare_data import make_speech_set, normalise  # noqa: E402
 
+from tasu.config import read_config_data
 from tasu.data import DataDir, write_data_dir  # noqa: E402
 
 
@@ -52,8 +51,8 @@ def main() -> None:
     ap.add_argument("--n_test", type=int, default=0, help="cap on test requests (0: config)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = yaml.safe_load(args.config.read_text())
-    dcfg = yaml.safe_load(args.data_config.read_text())
+    cfg = read_config_data(args.config)  # base: resolved, as every tasu config
+    dcfg = read_config_data(args.data_config)
     rng = random.Random(cfg["seed"])
 
     by_intent = {}

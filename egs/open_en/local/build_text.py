@@ -41,11 +41,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-import yaml
-
-from tasu.data import atomic_write_bytes, atomic_write_text
-from tasu.score import normalize_text
-from tasu.textnorm import HeldoutFilter, clean_sentence, split_sentences
+from tasu.config import read_config_data
+from tasu.fileio import atomic_write_bytes, atomic_write_text
+from tasu.textnorm import HeldoutFilter, clean_sentence, normalize_text, split_sentences
 
 log = logging.getLogger("build_text")
 
@@ -149,12 +147,13 @@ def read_source(src: dict, mirror: Path) -> list[str]:
     if fmt == "gutenberg":
         return [s for p in gutenberg_paragraphs(decode(data, where, enc), where) for s in split_sentences(p)]
     if fmt == "lines":
-        texts = zip_members(data, src["members"], where, enc) if "members" in src else [(where, decode(data, where, enc))]
+        texts = (zip_members(data, src["members"], where, enc) if "members" in src
+                 else [(where, decode(data, where, enc))])
         return [l for _, t in texts for l in t.splitlines() if l.strip()]
     members = zip_members(data, src["members"], where, enc)
     strip = re.compile(src["strip"]) if src.get("strip") else None
     out = []
-    for name, text in members:
+    for _, text in members:
         if fmt == "paragraphs":
             paras = [l for l in text.splitlines() if l.strip()] if src.get("paragraph") == "line" \
                 else blocks(text.splitlines())
@@ -274,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s",
                         handlers=[logging.StreamHandler(), logging.FileHandler(args.out / "build.log", mode="w")])
-    cfg = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+    cfg = read_config_data(args.config)  # base: resolved, as every tasu config
     keys_path = Path(cfg["heldout"])
     if not keys_path.is_file():
         log.error("%s: missing; make it with local/make_heldout_keys.py", keys_path)

@@ -29,8 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tasu.data import atomic_write_text
-from tasu.score import normalize_text
+from tasu.fileio import atomic_write_text
+from tasu.textnorm import normalize_text
 
 REPO = "rhasspy/dataset-voice-cathy"
 

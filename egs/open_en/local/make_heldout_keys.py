@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tasu.data import atomic_write_text
+from tasu.fileio import atomic_write_text
 from tasu.textnorm import heldout_keys, split_sentences
 
 

@@ -28,9 +28,9 @@ import re
 import sys
 from pathlib import Path
 
-from tasu.data import atomic_write_text, write_data_dir
-from tasu.score import normalize_text
-from tasu.textnorm import verbalize
+from tasu.data import write_data_dir
+from tasu.fileio import atomic_write_text
+from tasu.textnorm import normalize_text, verbalize
 
 log = logging.getLogger("prepare_data")
 

@@ -1,0 +1,133 @@
+"""Training examples: the text-only, paired and task examples the trainer batches.
+
+A :class:`TextExample` is one answer to learn and where its speech rows come from: unit ids
+to simulate posteriors from (text-only, stage 2) or real PSD posteriors (paired, stage 3).
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tasu.prompt import PromptTemplate
+from tasu.units import UnitInventory
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One training example: units to simulate posteriors from (text-only), or real posteriors (paired)."""
+    uid: str
+    unit_ids: np.ndarray     # encoder unit ids, <wb> between words (empty for a paired example)
+    answer_ids: tuple[int, ...]  # answer tokens + end token
+    text: str = ""
+    feats: np.ndarray | None = None  # paired: PSD-compressed posteriors [T', V] of the utterance's audio
+    template: PromptTemplate | None = None  # the prompt of its task (None: the model's own, ASR)
+    target: str = "text"     # the data-dir file the answer comes from (word shuffling: `text` only)
+
+    @property
+    def length(self) -> int:
+        """Rows the projector gets: units to simulate, or real posterior frames."""
+        return len(self.unit_ids) if self.feats is None else self.feats.shape[0]
+
+
+def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
+                  rng: np.random.Generator) -> TextExample:
+    """The same words in a random order, in both the units and the answer.
+
+    Returns ``ex`` unchanged when its unit groups and words do not pair up one to one
+    (a word without pronunciation) or it has no word boundaries.
+    """
+    words = ex.text.split()
+    if wb_id is None or len(words) < 2 or ex.feats is not None or ex.target != "text":
+        return ex
+    groups = np.split(ex.unit_ids, np.flatnonzero(ex.unit_ids == wb_id))
+    groups = [g[g != wb_id] for g in groups]
+    if len(groups) != len(words):
+        return ex
+    order = rng.permutation(len(words))
+    ids = np.concatenate([np.r_[groups[i], wb_id] for i in order])[:-1]
+    text = " ".join(words[i] for i in order)
+    ans = tuple(tokenizer(text, add_special_tokens=False)["input_ids"]) + (eos_id,)
+    return TextExample(ex.uid, ids, ans, text, template=ex.template)
+
+
+def check_units(units: dict[str, str], text: dict[str, str], inventory: UnitInventory, path: Path) -> None:
+    """Every utterance of a units file has a transcript and only inventory units; errors say
+    ``file:line`` (checked before the LLM is loaded)."""
+    from tasu.data import read_table_lines
+
+    index = inventory.index()
+    lines = {t.key: t.line for t in read_table_lines(path) if t.key}
+    for uid, u in units.items():
+        if uid not in text:
+            raise ValueError(f"{path}:{lines.get(uid, '?')}: utterance {uid!r} has units but no transcript")
+        bad = next((x for x in u.split() if x not in index), None)
+        if bad is not None:
+            raise ValueError(f"{path}:{lines.get(uid, '?')}: utterance {uid!r}: unit {bad!r} is not in the "
+                             f"inventory of the encoder ({inventory.size} units)")
+
+
+def make_examples(units: dict[str, str], text: dict[str, str], inventory: UnitInventory,
+                  tokenizer, eos_id: int, source: str = "units") -> list[TextExample]:
+    """Pair unit strings with answer tokens; unknown units are an error naming the utterance."""
+    index = inventory.index()
+    out = []
+    for uid, u in units.items():
+        if uid not in text:
+            raise ValueError(f"{source}: utterance {uid} has units but no transcript")
+        try:
+            ids = np.array([index[x] for x in u.split()], dtype=np.int64)
+        except KeyError as e:
+            raise ValueError(f"{source}: utterance {uid}: unit {e.args[0]!r} is not in the inventory") from None
+        ans = tuple(tokenizer(text[uid], add_special_tokens=False)["input_ids"]) + (eos_id,)
+        out.append(TextExample(uid, ids, ans, text[uid]))
+    return out
+
+
+def make_paired_examples(feats: dict[str, np.ndarray], text: dict[str, str], n_units: int,
+                         tokenizer, eos_id: int, source: str = "feats.scp") -> tuple[list[TextExample], list[str]]:
+    """Pair real PSD posteriors (stage 1) with answer tokens.
+
+    Returns the examples and the ids of ``text`` without posteriors (skipped in stage 1:
+    the caller logs their count). Posteriors of another width than the inventory, or
+    without a transcript, are errors naming the utterance.
+    """
+    out = []
+    for uid, m in feats.items():
+        if uid not in text:
+            raise ValueError(f"{source}: utterance {uid} has posteriors but no transcript")
+        if m.ndim != 2 or m.shape[1] != n_units or m.shape[0] == 0:
+            raise ValueError(f"{source}: utterance {uid}: posteriors of shape {tuple(m.shape)}, "
+                             f"expected [frames > 0, {n_units}] (the encoder's inventory)")
+        ans = tuple(tokenizer(text[uid], add_special_tokens=False)["input_ids"]) + (eos_id,)
+        out.append(TextExample(uid, np.zeros(0, dtype=np.int64), ans, text[uid], np.asarray(m, dtype=np.float32)))
+    return out, sorted(set(text) - set(feats))
+
+
+def make_task_examples(units: dict[str, str], answers: dict[str, str], inventory: UnitInventory, tokenizer,
+                       eos_id: int, templates: Sequence[PromptTemplate], target: str,
+                       source: str = "units") -> list[TextExample]:
+    """Text-only examples of one task: the units of each utterance with a ``target`` answer,
+    asked with the task's prompts in turn (example ``i`` gets prompt ``i mod #prompts``)."""
+    exs = make_examples({u: units[u] for u in answers if u in units}, answers, inventory, tokenizer, eos_id, source)
+    return [TextExample(e.uid, e.unit_ids, e.answer_ids, e.text, template=templates[i % len(templates)], target=target)
+            for i, e in enumerate(exs)]
+
+
+def length_batches(examples: Sequence[TextExample], batch_size: int, rng: random.Random,
+                   bucket: int = 50) -> Iterator[list[TextExample]]:
+    """Endless shuffled batches of similar length (little padding), epoch after epoch."""
+    if not examples:
+        raise ValueError("no examples to draw batches from")
+    while True:
+        order = list(examples)
+        rng.shuffle(order)
+        batches = []
+        for i in range(0, len(order), batch_size * bucket):
+            chunk = sorted(order[i:i + batch_size * bucket], key=lambda e: e.length)
+            batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+        rng.shuffle(batches)
+        yield from batches

@@ -1,0 +1,187 @@
+"""Speech -> answers with a trained model: the toolkit's one inference API.
+
+::
+
+    from tasu.inference import Speech2Text
+    s2t = Speech2Text.from_pretrained()            # the shipped model; or a zip, model dir, exp dir, hub id
+    print(s2t(["a.wav", "b.flac"]))                 # -> ["answer of a", "answer of b"]
+
+:class:`Speech2Text` holds the pipeline written out once: audio (any sample rate, mono or
+not) -> CTC encoder -> PSD -> projector + LLM with the task's prompt -> (acoustic n-best
+rescoring when the decoding config asks for it) -> answers. It also takes PSD posteriors
+directly (:meth:`Speech2Text.decode_posteriors`, what stage 4 reads from ``dump/``).
+``tasu-infer`` and ``tasu.bin.decode`` are loops over it.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tasu.config import DecodeConfig, TrainConfig, check_rescoring, load_config
+from tasu.decode import decode_posteriors, decode_texts
+from tasu.model import SpeechLLM
+from tasu.modelio import load_model
+from tasu.prompt import PromptTemplate
+from tasu.psd import psd_compress
+from tasu.rescore import make_rescorer, units_function
+from tasu.units import UnitInventory
+
+#: a waveform (with a sample rate) or an audio file
+Audio = np.ndarray | str | os.PathLike
+
+
+@dataclass
+class Answer:
+    """One input's answer; ``nbest``: the beam's answers with their LLM log-probabilities, best
+    first by that score (filled when the answer was re-ranked by acoustic fit, else empty)."""
+
+    text: str
+    nbest: list[tuple[str, float]] = field(default_factory=list)
+    n_rows: int = 0  # PSD rows the LLM read (0: no speech after PSD, the answer is empty)
+
+
+class Speech2Text:
+    """A trained TASU model ready to answer: ``Speech2Text.from_pretrained(source)(waves)``.
+
+    ``model``, ``train_config``, ``inventory``: what :func:`tasu.modelio.load_model` returns;
+    ``decode_config``: beam, batch, PSD threshold, guards, rescoring (:class:`DecodeConfig`);
+    ``encoder``: a :class:`tasu.encoders.CTCEncoder` or a spec (built on first use: decoding
+    dumped posteriors without rescoring never loads it); ``task``: a task registry entry
+    (:mod:`tasu.tasks`) whose prompt replaces the model's own; ``vocabulary``: words the answers
+    are restricted to; ``lexicon``: pronunciations the rescorer starts from (a copy it may add
+    words to: the file is written).
+    """
+
+    def __init__(self, model: SpeechLLM, train_config: TrainConfig, inventory: UnitInventory,
+                 decode_config: DecodeConfig | None = None, *, encoder=None, task=None,
+                 vocabulary: Sequence[str] | None = None, lexicon: str | os.PathLike[str] | None = None,
+                 encoder_device: str | None = None, where: object = "the decoding config") -> None:
+        self.model, self.train_config, self.inventory = model, train_config, inventory
+        self.decode_config = decode_config or DecodeConfig()
+        check_rescoring(self.decode_config, self.decode_config.num_beams, where)  # ValueError naming `where`
+        self._encoder = encoder if encoder is not None else train_config.encoder
+        self._encoder_device = encoder_device or str(model.device)
+        self._lexicon = Path(lexicon) if lexicon is not None else None
+        self._rescorer: Callable | None = None
+        self.task = task
+        self.template: PromptTemplate | None = task.template(model.tokenizer) if task is not None else None
+        self.constraint = None
+        if vocabulary:
+            from tasu.constrain import VocabularyConstraint
+
+            self.constraint = VocabularyConstraint(model.tokenizer, list(vocabulary), model.template.eos_id)
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu",
+                        decode_config: DecodeConfig | str | os.PathLike[str] | None = None,
+                        checkpoint: str | None = None, options: dict | None = None, **kwargs) -> Speech2Text:
+        """Load from a packed zip, an unpacked model dir, an exp dir or a hub id (None: the shipped model).
+
+        ``decode_config``: a :class:`DecodeConfig` or a YAML file; default: the one packed with
+        the model (an exp dir has none: :class:`DecodeConfig`'s defaults). ``options``: decoding
+        settings that override it (``{"num_beams": 4}``; None values are ignored).
+        ``checkpoint``: in an exp dir, the weights file to use instead of ``model.pt``. Other
+        keywords go to the constructor (``encoder``, ``task``, ``vocabulary``, ``lexicon``,
+        ``where``: how errors about the decoding config name it).
+        Errors name the file: ValueError (a config), ZooError/OSError/RuntimeError (the model).
+        """
+        where = kwargs.pop("where", None)
+        unknown = sorted(set(options or {}) - {f.name for f in fields(DecodeConfig)})
+        if unknown:  # before the model is loaded
+            raise ValueError(f"options: unknown decoding key(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(f.name for f in fields(DecodeConfig))})")
+        if isinstance(decode_config, (str, os.PathLike)):
+            where = where or decode_config
+            decode_config = load_config(Path(decode_config), DecodeConfig)
+        model, cfg, inv, packed = load_model(source, torch.device(device), checkpoint=checkpoint)
+        if decode_config is None:
+            decode_config = packed
+            where = where or f"{source or 'the shipped model'}: its decode config"
+        if options:
+            decode_config = replace(decode_config, **{k: v for k, v in options.items() if v is not None})
+        return cls(model, cfg, inv, decode_config, where=where or "the decoding config", **kwargs)
+
+    # -- parts built on first use ------------------------------------------------------------
+    @property
+    def encoder(self):
+        """The CTC encoder (built from its spec on first use; text it cannot write is dropped)."""
+        if isinstance(self._encoder, str):
+            from tasu.encoders import build_encoder
+
+            enc = build_encoder(self._encoder, device=self._encoder_device, lexicon=self._lexicon, oov="drop")
+            if enc.inventory.units != self.inventory.units:
+                raise ValueError(f"encoder {self._encoder!r} has another unit inventory ({enc.inventory.size} units) "
+                                 f"than the model was trained on ({self.inventory.size} units)")
+            self._encoder = enc
+        return self._encoder
+
+    @property
+    def rescorer(self) -> Callable[[np.ndarray, list[tuple[str, float]]], int] | None:
+        """Re-ranking of the beam's answers by acoustic fit (None when ``acoustic_weight`` is 0)."""
+        d = self.decode_config
+        if d.acoustic_weight > 0 and self._rescorer is None:
+            self._rescorer = make_rescorer(units_function(self.encoder, self.inventory.index()), d.acoustic_weight,
+                                           d.align_insert_cost, d.align_delete_cost)
+        return self._rescorer
+
+    # -- the pipeline ---------------------------------------------------------------------------
+    def posteriors(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        """``[samples]`` or ``[samples, channels]`` (as soundfile reads audio) at any rate ->
+        ``[T', V]`` PSD rows (T' may be 0)."""
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.ndim == 2 and wave.shape[1] <= 8 < wave.shape[0]:  # channels last: downmix
+            wave = wave.mean(axis=1)
+        elif wave.ndim != 1:
+            raise ValueError(f"expected a waveform of shape [samples] or [samples, channels], got {wave.shape}")
+        return psd_compress(self.encoder.log_posteriors(wave, sample_rate), self.inventory.blank_id,
+                            self.decode_config.psd_threshold)
+
+    def decode_posteriors(self, items: Iterable[tuple[str, np.ndarray]], progress=None) -> dict[str, Answer]:
+        """``(key, [T', V] PSD rows)`` pairs -> ``{key: Answer}``; an input with no rows gets ``""``."""
+        d = self.decode_config
+        items = list(items)
+        speech = [(k, m) for k, m in items if m.shape[0] > 0]
+        nbest: dict[str, list[tuple[str, float]]] | None = {} if self.rescorer is not None else None
+        with torch.inference_mode():
+            hyps = decode_posteriors(self.model, speech, d.batch_size, d.max_new_tokens, d.num_beams, progress,
+                                     self.constraint, self.template, self.rescorer, nbest, d.guard())
+        if progress is not None and len(speech) < len(items):
+            progress.update(len(items) - len(speech))
+        return {k: Answer(hyps.get(k, ""), (nbest or {}).get(k, []), int(m.shape[0])) for k, m in items}
+
+    def answers(self, inputs: Sequence[Audio], sample_rate: int | None = None) -> list[Answer]:
+        """Waveforms (with ``sample_rate``) or audio file paths -> one :class:`Answer` each, in order."""
+        items = []
+        for i, x in enumerate(inputs):
+            if isinstance(x, (str, os.PathLike)):
+                from tasu.audio import read_audio
+
+                wave, sr = read_audio(str(x))
+            else:
+                if sample_rate is None:
+                    raise ValueError("waveform inputs need sample_rate=")
+                wave, sr = x, sample_rate
+            items.append((str(i), self.posteriors(wave, sr)))
+        out = self.decode_posteriors(items)
+        return [out[str(i)] for i in range(len(items))]
+
+    def __call__(self, inputs: Sequence[Audio], sample_rate: int | None = None) -> list[str]:
+        """Waveforms or audio files -> answer texts, in order."""
+        return [a.text for a in self.answers(inputs, sample_rate)]
+
+    def decode_texts(self, texts: dict[str, str], adapters: bool = True, progress=None) -> dict[str, str]:
+        """The cascade baseline: ``{key: text}`` read by the LLM in place of the speech
+        (``adapters=False``: the bare LLM, LoRA off, as a plain text cascade)."""
+        from contextlib import nullcontext
+
+        d = self.decode_config
+        llm = self.model.llm
+        off = llm.disable_adapter() if not adapters and hasattr(llm, "disable_adapter") else nullcontext()
+        with off, torch.inference_mode():
+            return decode_texts(self.model, texts, d.batch_size, d.max_new_tokens, d.num_beams, progress,
+                                self.template)
