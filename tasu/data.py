@@ -469,10 +469,13 @@ def read_targets(data_dir: str | os.PathLike[str] | DataDir, name: str,
 
 def write_data_dir(path: str | os.PathLike[str], *, wav_scp: Mapping[str, str] | None = None,
                    text: Mapping[str, str] | None = None,
-                   utt2spk: Mapping[str, str] | None = None) -> DataDir:
+                   utt2spk: Mapping[str, str] | None = None,
+                   extra: Mapping[str, Mapping[str, str]] | None = None) -> DataDir:
     """Write the given tables plus utt2spk/spk2utt, then load and validate the directory.
 
-    Without ``utt2spk`` every utterance is its own speaker (uid -> uid).
+    Without ``utt2spk`` every utterance is its own speaker (uid -> uid). ``extra`` holds more
+    tables by file name, e.g. the answers of a task (``{"intent": {uid: label}}``); it may not
+    name a Kaldi table.
     """
     if wav_scp is None and text is None:
         raise ValueError("write_data_dir needs wav_scp or text")
@@ -484,6 +487,10 @@ def write_data_dir(path: str | os.PathLike[str], *, wav_scp: Mapping[str, str] |
         write_kv(root / "wav.scp", wav_scp)
     if text is not None:
         write_kv(root / "text", text)
+    for name, table in (extra or {}).items():
+        if name in DATA_FILES or "/" in name:
+            raise ValueError(f"write_data_dir: extra table {name!r} is a Kaldi table or not a file name")
+        write_kv(root / name, table)
     write_kv(root / "utt2spk", utt2spk)
     write_kv(root / "spk2utt", utt2spk_to_spk2utt(utt2spk))
     return DataDir.load(root, require=())

@@ -223,7 +223,7 @@ def format_task_score(score: TaskScore) -> str:
 def write_task_result(score: TaskScore, path: str | os.PathLike[str], *, ref_name: str, hyp_name: str) -> None:
     """Write a ``result.txt`` for a non-WER metric (atomically): a header, then every wrong answer."""
     norm = {"accuracy": NORMALIZATION_DESCRIPTION, "mc_accuracy": "option letter extracted from each side",
-            "bleu": "none (sacrebleu 13a tokenisation, case-sensitive)"}.get(score.metric, NORMALIZATION_DESCRIPTION)
+            "bleu": "none (sacrebleu tokenises; its signature below)"}.get(score.metric, NORMALIZATION_DESCRIPTION)
     lines = [
         f"REF: {ref_name}",
         f"HYP: {hyp_name}",

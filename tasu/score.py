@@ -3,7 +3,8 @@
 Both references and hypotheses go through :func:`tasu.textnorm.normalize_text` before
 scoring (BLEU excepted: sacrebleu tokenises raw text itself); the error rates are computed
 with ``jiwer`` and reported as percentages. :func:`score_metric` scores by a metric name
-(one of :data:`METRICS`; a task of :mod:`tasu.tasks` names its own). The reports
+(one of :data:`METRICS`; a task of :mod:`tasu.tasks` names its own, or brings its own
+metric function and normaliser). The reports
 (``result.txt``, RESULTS.md) are :mod:`tasu.report`'s.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from tasu.textnorm import normalize_text
 __all__ = [
     "AlignOp",
     "METRICS",
+    "METRIC_OPTIONS",
     "TaskScore",
     "DEFAULT_CHOICES",
     "extract_choice",
@@ -136,11 +138,12 @@ def _chunks_to_ops(chunks: Iterable[Any], ref: Sequence[str], hyp: Sequence[str]
     return ops
 
 
-def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str], normalize: bool = True) -> ScoreResult:
+def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str],
+                normalize: bool | Callable[[str], str] = True) -> ScoreResult:
     """Score hypotheses against references (both ``{uttid: text}``).
 
     Texts are normalised with :func:`normalize_text` (``normalize=False``: only
-    whitespace is collapsed, for unit sequences).  A reference id without a
+    whitespace is collapsed, for unit sequences; a function: a corpus's own normaliser).  A reference id without a
     hypothesis is scored as an empty hypothesis (all deletions) and counted in
     ``n_missing_hyp`` (which counts every such id, empty references included);
     hypothesis ids without a reference are ignored and counted in ``n_extra_hyp``;
@@ -155,7 +158,11 @@ def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str], normalize: bool 
     missing: list[bool] = []
     n_empty_ref = 0
     n_missing_hyp = 0
-    norm = normalize_text if normalize else (lambda t: " ".join(t.split()))
+    if callable(normalize):
+        own = normalize
+        norm = lambda t: " ".join(own(t).split())  # noqa: E731
+    else:
+        norm = normalize_text if normalize else (lambda t: " ".join(t.split()))
     for uttid in sorted(ref):
         r = norm(ref[uttid])
         is_missing = uttid not in hyp
@@ -260,15 +267,16 @@ def _accuracy(metric: str, ids: list[str], refs: list[str], hyps: list[str], ref
     return TaskScore(metric, 100.0 * n_correct / len(ids), len(ids), n_correct, n_missing, n_extra, errors)
 
 
-def score_accuracy(refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
-    """Exact-match accuracy (%) after :func:`normalize_text` of both sides.
+def score_accuracy(refs: Mapping[str, str], hyps: Mapping[str, str],
+                   normalizer: Callable[[str], str] | None = None) -> TaskScore:
+    """Exact-match accuracy (%) after :func:`normalize_text` (or ``normalizer``) of both sides.
 
     A reference id without a hypothesis counts as wrong (``n_missing_hyp``);
     hypotheses without a reference are ignored (``n_extra_hyp``).
     """
+    norm = normalizer or normalize_text
     ids, r, h, n_missing, n_extra = _pairs(refs, hyps)
-    return _accuracy("accuracy", ids, r, h, [normalize_text(x) for x in r], [normalize_text(x) for x in h],
-                     n_missing, n_extra)
+    return _accuracy("accuracy", ids, r, h, [norm(x) for x in r], [norm(x) for x in h], n_missing, n_extra)
 
 
 def _choice_in(letter: str, letters: str) -> str | None:
@@ -330,8 +338,10 @@ def score_mc_accuracy(refs: Mapping[str, str], hyps: Mapping[str, str],
                      n_missing, n_extra)
 
 
-def score_bleu(refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
-    """Corpus BLEU (sacrebleu defaults: 13a tokenisation, case-sensitive, one reference).
+def score_bleu(refs: Mapping[str, str], hyps: Mapping[str, str], tokenize: str = "13a",
+               lowercase: bool = False) -> TaskScore:
+    """Corpus BLEU by sacrebleu, one reference (default: 13a tokenisation, case-sensitive;
+    ``tokenize="zh"`` for Chinese, ``"ja-mecab"``, ``"char"``... as sacrebleu names them).
 
     Texts are used as written (whitespace collapsed); a missing hypothesis is empty.
     """
@@ -340,28 +350,53 @@ def score_bleu(refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
     except ImportError:
         raise ImportError("BLEU scoring needs sacrebleu: pip install sacrebleu") from None
     ids, r, h, n_missing, n_extra = _pairs(refs, hyps)
-    bleu = BLEU()
+    try:
+        bleu = BLEU(tokenize=tokenize, lowercase=lowercase)
+    except Exception as e:  # sacrebleu raises its own errors for an unknown tokenizer
+        raise ValueError(f"BLEU with tokenize={tokenize!r}: {e}") from None
     res = bleu.corpus_score([" ".join(x.split()) for x in h], [[" ".join(x.split()) for x in r]])
     return TaskScore("bleu", float(res.score), len(ids), None, n_missing, n_extra,
                      detail=f"{res} ({bleu.get_signature()})")
 
 
-def score_metric(metric: str, refs: Mapping[str, str], hyps: Mapping[str, str],
-                 labels: Sequence[str] | None = None) -> TaskScore:
-    """Score ``hyps`` against ``refs`` (``{uttid: text}``) with one of :data:`METRICS`.
+#: The options each built-in metric takes (a task's ``metric_options``).
+METRIC_OPTIONS = {"wer": ("normalizer",), "cer": ("normalizer",), "accuracy": ("normalizer",),
+                  "mc_accuracy": (), "bleu": ("tokenize", "lowercase")}
+
+
+def score_metric(metric: str | Callable[..., Any], refs: Mapping[str, str], hyps: Mapping[str, str],
+                 labels: Sequence[str] | None = None, options: Mapping[str, Any] | None = None) -> TaskScore:
+    """Score ``hyps`` against ``refs`` (``{uttid: text}``) with one of :data:`METRICS`, or with a
+    corpus's own metric function ``fn(refs, hyps, **options) -> TaskScore | float``.
 
     ``labels``: the option letters of ``mc_accuracy`` (default ``ABCD``); unused otherwise.
+    ``options``: the metric's options (:data:`METRIC_OPTIONS`; ``normalizer`` is a function
+    ``str -> str`` that replaces :func:`normalize_text`).
     """
+    opts = dict(options or {})
+    if callable(metric):
+        name = getattr(metric, "__name__", "metric")
+        value = metric(dict(refs), dict(hyps), **opts)
+        if isinstance(value, TaskScore):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ids, _, _, n_missing, n_extra = _pairs(refs, hyps)
+            return TaskScore(name, float(value), len(ids), None, n_missing, n_extra)
+        raise ValueError(f"metric {name} returned {type(value).__name__}; expected a TaskScore or a number")
+    if metric not in METRIC_OPTIONS:
+        raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    unknown = sorted(set(opts) - set(METRIC_OPTIONS[metric]))
+    if unknown:
+        raise ValueError(f"metric {metric} takes no option {', '.join(unknown)} "
+                         f"(it takes: {', '.join(METRIC_OPTIONS[metric]) or 'none'})")
     if metric in ("wer", "cer"):
-        res = score_texts(refs, hyps)
+        res = score_texts(refs, hyps, normalize=opts.get("normalizer") or True)
         return TaskScore(metric, res.wer if metric == "wer" else res.cer, res.n_utts,
                          n_missing_hyp=res.n_missing_hyp, n_extra_hyp=res.n_extra_hyp)
     if metric == "accuracy":
-        return score_accuracy(refs, hyps)
+        return score_accuracy(refs, hyps, **opts)
     if metric == "mc_accuracy":
         return score_mc_accuracy(refs, hyps, "".join(labels) if labels else DEFAULT_CHOICES)
-    if metric == "bleu":
-        return score_bleu(refs, hyps)
-    raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    return score_bleu(refs, hyps, **opts)
 
 

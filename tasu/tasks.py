@@ -8,28 +8,38 @@ A registry is a YAML mapping ``task name -> entry`` (the default is
         - "What does the speaker want?\\n<speech>"   # training may pick any, decoding uses the first
       system_prompt: You label the intent of English speech.   # optional
       target: intent               # the data-dir file holding the answers (like `text`)
-      metric: accuracy             # wer | cer | accuracy | bleu | mc_accuracy
+      metric: accuracy             # wer | cer | accuracy | bleu | mc_accuracy, or a corpus's own
+                                   # function: local/metric.py:slu_f1 (relative to the YAML file)
+                                   # or package.module:function
+      metric_options:              # optional, passed to the metric: bleu {tokenize: zh, lowercase},
+        normalizer: local/norm.py:normalize   # wer/cer/accuracy {normalizer: a str -> str function}
       labels: [alarm_set, ...]     # optional closed label set, or a file name (one label a line,
                                    # relative to the YAML file)
       description: SLURP-style intent classification   # optional
+
+A metric function is called as ``fn(refs, hyps, **metric_options)`` with ``{uttid: text}``
+dicts and returns a :class:`tasu.score.TaskScore` or a number; a corpus brings it (and its
+normaliser) in its recipe dir, without editing the library.
 
 Every problem raises ``ValueError`` naming the YAML file and the task.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tasu.prompt import SPEECH_PLACEHOLDER, PromptTemplate
-from tasu.score import METRICS, TaskScore, score_metric
+from tasu.score import METRIC_OPTIONS, METRICS, TaskScore, score_metric
 
-__all__ = ["DEFAULT_TASKS_FILE", "Task", "TaskRegistry", "load_tasks"]
+__all__ = ["DEFAULT_TASKS_FILE", "Task", "TaskRegistry", "load_tasks", "resolve_function", "score_task"]
 
 #: The registry shipped with the package.
 DEFAULT_TASKS_FILE = Path(__file__).resolve().parent / "conf" / "tasks.yaml"
@@ -50,6 +60,8 @@ class Task:
     system_prompt: str | None = None
     labels: tuple[str, ...] | None = None
     description: str = ""
+    metric_options: Mapping[str, Any] = field(default_factory=dict)  # functions resolved
+    metric_fn: Callable[..., Any] | None = None  # a corpus's own metric (``metric`` is its spec)
 
     @property
     def prompt(self) -> str:
@@ -111,6 +123,52 @@ class _TaskSpec:
     metric: Any = None
     labels: Any = None
     description: Any = ""
+    metric_options: Any = None
+
+
+_FUNC_RE = re.compile(r"([^:\s]+):([A-Za-z_]\w*)")
+
+
+def resolve_function(spec: str, base: Path, where: str) -> Callable[..., Any]:
+    """The function ``file.py:name`` (relative to ``base``) or ``package.module:name``."""
+    m = _FUNC_RE.fullmatch(spec) if isinstance(spec, str) else None
+    if not m:
+        raise ValueError(f"{where}: {spec!r} is not a function spec (file.py:function or package.module:function)")
+    mod_spec, name = m.groups()
+    try:
+        if mod_spec.endswith(".py"):
+            path = (base / mod_spec).resolve()
+            if not path.is_file():
+                raise ValueError(f"{where}: {path} not found (from {spec!r}, relative to {base})")
+            spec_ = importlib.util.spec_from_file_location(f"tasu_task_{path.stem}_{abs(hash(path))}", path)
+            module = importlib.util.module_from_spec(spec_)
+            spec_.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_spec)
+    except ValueError:
+        raise
+    except Exception as e:  # the user's module failed to import: say which and why
+        raise ValueError(f"{where}: cannot load {mod_spec} (from {spec!r}): {type(e).__name__}: {e}") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ValueError(f"{where}: {mod_spec} has no function {name!r}")
+    return fn
+
+
+def _metric_options(value: Any, metric: str, custom: bool, base: Path, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{where}: metric_options must be a mapping of option names, got {value!r}")
+    if not custom:
+        unknown = sorted(set(value) - set(METRIC_OPTIONS[metric]))
+        if unknown:
+            raise ValueError(f"{where}: metric {metric} takes no option {', '.join(unknown)} "
+                             f"(it takes: {', '.join(METRIC_OPTIONS[metric]) or 'none'})")
+    out = dict(value)
+    if "normalizer" in out:
+        out["normalizer"] = resolve_function(out["normalizer"], base, f"{where}: metric_options.normalizer")
+    return out
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -189,8 +247,12 @@ def _task(name: Any, entry: Any, path: Path) -> Task:
                              f"exactly once (it holds it {p.count(SPEECH_PLACEHOLDER)} times)")
     if spec.system_prompt is not None and not isinstance(spec.system_prompt, str):
         raise ValueError(f"{where}: system_prompt must be a string")
+    metric_fn = None
     if spec.metric not in METRICS:
-        raise ValueError(f"{where}: unknown metric {spec.metric!r} (known: {', '.join(METRICS)})")
+        if not (isinstance(spec.metric, str) and ":" in spec.metric):
+            raise ValueError(f"{where}: unknown metric {spec.metric!r} (known: {', '.join(METRICS)}; "
+                             "or a function: file.py:function, package.module:function)")
+        metric_fn = resolve_function(spec.metric, path.parent, f"{where}: metric")
     target = spec.target
     if (not isinstance(target, str) or not _NAME_RE.fullmatch(target) or target in _NOT_TARGETS):
         raise ValueError(f"{where}: target {target!r} must name an answer file of the data dir "
@@ -199,7 +261,10 @@ def _task(name: Any, entry: Any, path: Path) -> Task:
         raise ValueError(f"{where}: description must be a string")
     return Task(name=name, prompts=tuple(prompts), target=target, metric=spec.metric,
                 system_prompt=spec.system_prompt or None,
-                labels=_labels(spec.labels, path.parent, where, spec.metric), description=spec.description)
+                labels=_labels(spec.labels, path.parent, where, spec.metric), description=spec.description,
+                metric_options=_metric_options(spec.metric_options, spec.metric, metric_fn is not None, path.parent,
+                                               where),
+                metric_fn=metric_fn)
 
 
 def load_tasks(path: str | os.PathLike[str] | None = None) -> TaskRegistry:
@@ -217,5 +282,7 @@ def load_tasks(path: str | os.PathLike[str] | None = None) -> TaskRegistry:
 
 
 def score_task(task: Task, refs: Mapping[str, str], hyps: Mapping[str, str]) -> TaskScore:
-    """Score by ``task.metric`` (a :class:`tasu.tasks.Task`; its labels are the mc options)."""
-    return score_metric(task.metric, refs, hyps, task.labels if task.metric == "mc_accuracy" else None)
+    """Score by ``task.metric`` (a :class:`tasu.tasks.Task`; its labels are the mc options) with its
+    ``metric_options``."""
+    return score_metric(task.metric_fn or task.metric, refs, hyps,
+                        task.labels if task.metric == "mc_accuracy" else None, task.metric_options)

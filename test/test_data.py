@@ -154,6 +154,18 @@ def test_text_only_dir(tmp_path):
     _raises("wav.scp", None, DataDir.load, d)  # wav.scp required by default
 
 
+def test_extra_tables_are_answer_files(tmp_path):
+    from tasu.data import read_targets
+
+    d = tmp_path / "train"
+    write_data_dir(d, text={"t2": "b", "t1": "a"}, extra={"intent": {"t1": "alarm_set", "t2": "play_music"}})
+    assert (d / "intent").read_text() == "t1 alarm_set\nt2 play_music\n"  # sorted, as every table
+    assert read_targets(d, "intent") == {"t1": "alarm_set", "t2": "play_music"}
+    for bad in ("text", "wav.scp", "a/b"):
+        with pytest.raises(ValueError, match="extra table"):
+            write_data_dir(tmp_path / "bad", text={"t1": "a"}, extra={bad: {"t1": "x"}})
+
+
 def test_missing_dir_and_required_file(tmp_path):
     assert "does not exist" in _raises("nowhere", None, DataDir.load, tmp_path / "nowhere")
     d = _good_dir(tmp_path)

@@ -405,3 +405,87 @@ def test_decode_posteriors_with_a_task_template():
     assert got == {u: " ".join(map(str, h)) for (u, _), h in zip(items, want)}
     assert decode_posteriors(m, items, batch_size=2, max_new_tokens=3) == {
         u: " ".join(map(str, h)) for (u, _), h in zip(items, m.generate(feats, max_new_tokens=3))}
+
+
+# ---------------------------------------------------------------------------
+# A corpus's own metric, normaliser and metric options (no library edit)
+# ---------------------------------------------------------------------------
+
+OWN = """\
+slu:
+  prompts: ["<speech>"]
+  target: intent
+  metric: local/metric.py:first_word_accuracy
+  metric_options: {weight: 2}
+asr_num:
+  prompts: ["<speech>"]
+  target: text
+  metric: wer
+  metric_options: {normalizer: local/metric.py:digits_to_words}
+zh:
+  prompts: ["<speech>"]
+  target: translation
+  metric: bleu
+  metric_options: {tokenize: zh}
+"""
+
+METRIC_PY = """\
+def first_word_accuracy(refs, hyps, weight=1):
+    ok = sum(hyps.get(u, "").split()[:1] == r.split()[:1] for u, r in refs.items())
+    return weight * 50.0 * ok / len(refs)
+
+def digits_to_words(text):
+    return " ".join({"1": "one", "2": "two"}.get(w, w) for w in text.lower().split())
+"""
+
+
+def own_registry(tmp_path):
+    (tmp_path / "conf" / "local").mkdir(parents=True)
+    (tmp_path / "conf" / "local" / "metric.py").write_text(METRIC_PY)
+    (tmp_path / "conf" / "tasks.yaml").write_text(OWN)
+    return tmp_path / "conf" / "tasks.yaml"
+
+
+def test_a_corpus_brings_its_own_metric_normaliser_and_bleu_tokenizer(tmp_path):
+    reg = load_tasks(own_registry(tmp_path))
+    slu = reg.get("slu")
+    res = score_task(slu, {"a": "alarm set", "b": "play music"}, {"a": "alarm x", "b": "stop"})
+    assert res.metric == "first_word_accuracy" and res.value == 50.0 and res.n_utts == 2  # weight 2 x 25 %
+    res = score_task(reg.get("asr_num"), {"a": "press one then two"}, {"a": "Press 1 then 2"})
+    assert res.value == 0.0 and score_metric("wer", {"a": "press one then two"}, {"a": "Press 1 then 2"}).value > 0
+    refs, hyps = {"a": "我们今天去公园散步"}, {"a": "我们今天去公园"}
+    res = score_task(reg.get("zh"), refs, hyps)
+    want = sacrebleu.corpus_bleu([hyps["a"]], [[refs["a"]]], tokenize="zh").score
+    assert math.isclose(res.value, want) and res.value != score_bleu(refs, hyps).value  # 13a sees one word
+    assert "tok:zh" in res.detail
+
+
+@pytest.mark.parametrize("entry,words", [
+    ("metric: local/nope.py:f", "nope.py not found"),
+    ("metric: local/metric.py:missing", "has no function 'missing'"),
+    ("metric: no_such_package_xyz:f", "cannot load no_such_package_xyz"),
+    ("metric: bleu\n  metric_options: {normalizer: local/metric.py:digits_to_words}", "takes no option normalizer"),
+    ("metric: wer\n  metric_options: [1]", "metric_options must be a mapping"),
+])
+def test_own_metric_errors_name_the_file_and_task(tmp_path, entry, words):
+    path = own_registry(tmp_path)
+    path.write_text(f"t:\n  prompts: ['<speech>']\n  target: text\n  {entry}\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}: task 't'")) as e:
+        load_tasks(path)
+    assert words in str(e.value)
+
+
+def test_score_cli_uses_the_tasks_own_metric_and_normaliser(tmp_path):
+    reg = own_registry(tmp_path)
+    ref, hyp = tmp_path / "set" / "text", tmp_path / "hyp"
+    ref.parent.mkdir()
+    ref.write_text("u1 press one\n")
+    hyp.write_text("u1 press 1\n")
+    out = tmp_path / "d" / "result.txt"
+    r = _cli("--ref", str(ref), "--hyp", str(hyp), "--out", str(out), "--task", "asr_num", "--tasks", str(reg))
+    assert r.returncode == 0 and r.stdout == "set: WER 0.00 % CER 0.00 % (1 utts)\n", r.stderr
+    (tmp_path / "set" / "intent").write_text("u1 alarm set\n")
+    r = _cli("--ref", str(tmp_path / "set" / "intent"), "--hyp", str(hyp), "--out", str(out), "--task", "slu",
+             "--tasks", str(reg))
+    assert r.returncode == 0 and r.stdout == "set: %FIRST_WORD_ACCURACY 0.00 (1 utts)\n", r.stdout + r.stderr
+    assert json.loads((out.parent / "score.json").read_text())["metric"] == "first_word_accuracy"

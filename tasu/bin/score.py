@@ -93,13 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_task_score(args: argparse.Namespace, metric: str, labels: Sequence[str] | None, task: str | None) -> int:
-    """Score mode for accuracy, mc_accuracy and BLEU: result.txt, JSON summary, one line."""
-    result = score_metric(metric, read_text(args.ref), read_text(args.hyp), labels)
+def run_task_score(args: argparse.Namespace, metric: str, labels: Sequence[str] | None, task=None) -> int:
+    """Score mode for accuracy, mc_accuracy, BLEU and a task's own metric: result.txt, JSON summary, one line."""
+    refs, hyps = read_text(args.ref), read_text(args.hyp)
+    if task is not None:
+        from tasu.tasks import score_task
+
+        result = score_task(task, refs, hyps)
+    else:
+        result = score_metric(metric, refs, hyps, labels)
     set_name = args.set_name or args.ref.resolve().parent.name
     write_task_result(result, args.out, ref_name=str(args.ref), hyp_name=str(args.hyp))
     json_path = args.json if args.json is not None else args.out.parent / SCORE_JSON
-    extra = {"set": set_name, "ref": str(args.ref), "hyp": str(args.hyp)} | ({"task": task} if task else {})
+    extra = {"set": set_name, "ref": str(args.ref), "hyp": str(args.hyp)} | ({"task": task.name} if task else {})
     atomic_write_text(json_path, json.dumps(task_summary_dict(result, **extra), indent=2) + "\n")
     if result.n_missing_hyp or result.n_extra_hyp:
         print(f"warning: {result.n_missing_hyp} missing hyp (scored as empty), "
@@ -110,7 +116,7 @@ def run_task_score(args: argparse.Namespace, metric: str, labels: Sequence[str] 
 
 def run_score(args: argparse.Namespace) -> int:
     """Score mode: write result.txt and the JSON summary, print one line."""
-    metric, labels = args.metric, None
+    metric, labels, task, normalize = args.metric, None, None, not args.units
     if args.task is not None:
         from tasu.tasks import load_tasks
 
@@ -118,13 +124,16 @@ def run_score(args: argparse.Namespace) -> int:
         if metric is not None and metric != task.metric:
             raise ValueError(f"--metric {metric} contradicts task {task.name!r}, whose metric is {task.metric}")
         metric, labels = task.metric, task.labels
-    if metric not in (None, "wer", "cer"):
+        if metric in ("wer", "cer") and not task.metric_fn:  # the WER report, with the task's normaliser
+            normalize = task.metric_options.get("normalizer") or normalize
+            task = None
+    if metric not in (None, "wer", "cer") or task is not None:
         if args.units:
             raise ValueError(f"--units scores unit error rates; it does not go with metric {metric}")
-        return run_task_score(args, metric, labels, args.task)
+        return run_task_score(args, metric, labels, task)
     ref = read_text(args.ref)
     hyp = read_text(args.hyp)
-    result = score_texts(ref, hyp, normalize=not args.units)
+    result = score_texts(ref, hyp, normalize=normalize)
     set_name = args.set_name or args.ref.resolve().parent.name
     write_result(result, args.out, ref_name=str(args.ref), hyp_name=str(args.hyp), units=args.units)
     json_path = args.json if args.json is not None else args.out.parent / SCORE_JSON
