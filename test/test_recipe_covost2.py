@@ -1,0 +1,45 @@
+"""egs/covost2 end to end on a tiny CoVoST 2 (test/fixtures/covost2) with a tiny random CTC encoder
+and a tiny random LLM in place of SenseVoiceSmall and Qwen2.5-1.5B: stages 0-5 of its run.sh
+(text-only transcription + translation training; WER and BLEU with sacrebleu's zh tokenizer),
+with the recipe's own configs, only their sizes and lengths overridden."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from tiny_hf import LOWER, recipe_copy, tiny_ctc_dir, tiny_smollm2_dir
+
+TOP = Path(__file__).resolve().parents[1]
+FIXTURE = TOP / "test" / "fixtures" / "covost2"
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("covost2")
+    return recipe_copy(TOP, "covost2", root, bases=("librispeech",)), tiny_ctc_dir(root / "ctc", "wav2vec2", LOWER), \
+        tiny_smollm2_dir(root / "llm")
+
+
+def test_covost2_recipe_end_to_end(parts):
+    recipe, ctc, llm = parts
+    (recipe / "conf" / "decode_tiny.yaml").write_text("base: decode.yaml\nmax_new_tokens: 4\nnum_beams: 1\n")
+    over = (f"--override llm={llm} --override projector.hidden=16 --override optim.max_steps=2 "
+            "--override optim.batch_size=4 --override optim.warmup_steps=1 --override dev_utts=2 "
+            "--override dev_interval=2 --override save_interval=2 --override log_interval=1")
+    env = {**os.environ, "COVOST": str(FIXTURE / "covost"), "COMMONVOICE": str(FIXTURE / "cv"),
+           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run(["./run.sh", "--encoder", f"hf:{ctc}", "--decode_config", "conf/decode_tiny.yaml",
+                          "--stage", "0", "--stop_stage", "5", "--train_args", over],
+                         cwd=recipe, env=env, capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, f"{res.stdout[-4000:]}\n{res.stderr[-6000:]}"
+    exp = next((recipe / "exp").glob("tasu_train_*"))
+    log = (exp / "train.log").read_text()
+    n_train = len((recipe / "data" / "train_en_zh" / "text").read_text().splitlines())
+    assert f"task asr: {n_train} examples" in log and f"task st_zh: {n_train} examples" in log
+    n_test = len((recipe / "data" / "test_en_zh" / "text").read_text().splitlines())
+    assert json.loads((exp / "decode_test_en_zh" / "score.json").read_text())["n_utts"] == n_test
+    bleu = json.loads((exp / "decode_test_en_zh_st_zh" / "score.json").read_text())
+    assert bleu["metric"] == "bleu" and bleu["n_utts"] == n_test
+    assert "tok:zh" in (exp / "decode_test_en_zh_st_zh" / "result.txt").read_text()  # Chinese tokenisation
+    assert "| test_en_zh (st_zh) | st_zh |" in (recipe / "RESULTS.md").read_text()
