@@ -1,7 +1,7 @@
 """Batched generation over PSD posteriors (a kaldiio scp) with a trained SpeechLLM."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -20,6 +20,21 @@ def length_sorted_batches(items: list[tuple[str, np.ndarray]],
         yield order[i:i + batch_size]
 
 
+Templates = PromptTemplate | Mapping[str, PromptTemplate] | None
+
+
+def batch_templates(template: Templates, uids: list[str]) -> list[PromptTemplate] | None:
+    """The prompts of a batch: one template for all, one per utterance id (a mapping), or None."""
+    if template is None:
+        return None
+    if isinstance(template, PromptTemplate):
+        return [template] * len(uids)
+    missing = [u for u in uids if u not in template]
+    if missing:
+        raise ValueError(f"no prompt for utterance {missing[0]!r} (its prompt fields are missing)")
+    return [template[u] for u in uids]
+
+
 def answer_text(tokenizer, ids: list[int]) -> str:
     """An answer's token ids as one line of text (special tokens dropped, whitespace collapsed)."""
     return " ".join(tokenizer.decode(ids, skip_special_tokens=True).split())
@@ -27,13 +42,14 @@ def answer_text(tokenizer, ids: list[int]) -> str:
 
 def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 16,
                       max_new_tokens: int = 48, num_beams: int = 1, progress=None,
-                      constraint=None, template: PromptTemplate | None = None,
+                      constraint=None, template: Templates = None,
                       rescorer: Callable[[np.ndarray, list[tuple[str, float]]], int] | None = None,
                       nbest: dict[str, list[tuple[str, float]]] | None = None,
                       guard: GuardConfig | None = None) -> dict[str, str]:
     """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate).
 
-    ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``); None: the model's own.
+    ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``), or ``{uid: template}``
+    (a task with prompt fields); None: the model's own.
     ``rescorer``: ``(posteriors, [(text, LLM log-prob)] of the num_beams beams) -> index of the
     answer`` (e.g. :func:`tasu.rescore.pick_hypothesis`); the beams go into ``nbest`` when given.
     ``guard``: answer length bounded by the speech, loops stopped (:class:`tasu.config.GuardConfig`).
@@ -43,7 +59,7 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
     items = list(items)
     for batch in length_sorted_batches(items, batch_size):
         feats = [torch.from_numpy(np.array(m, dtype=np.float32)) for _, m in batch]
-        templates = None if template is None else [template] * len(feats)
+        templates = batch_templates(template, [uid for uid, _ in batch])
         if rescorer is None:
             hyps = model.generate(feats, max_new_tokens=max_new_tokens, num_beams=num_beams, constraint=constraint,
                                   templates=templates, guard=guard)
@@ -62,7 +78,7 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
 
 
 def decode_texts(model: SpeechLLM, texts: dict[str, str], batch_size: int = 16, max_new_tokens: int = 48,
-                 num_beams: int = 1, progress=None, template: PromptTemplate | None = None) -> dict[str, str]:
+                 num_beams: int = 1, progress=None, template: Templates = None) -> dict[str, str]:
     """The cascade baseline: ``{uid: text}`` read by the LLM in place of the speech -> ``{uid: answer}``."""
     tok = model.tokenizer
     ids = {u: tok(t, add_special_tokens=False)["input_ids"] for u, t in texts.items()}
@@ -71,7 +87,7 @@ def decode_texts(model: SpeechLLM, texts: dict[str, str], batch_size: int = 16, 
     for i in range(0, len(order), batch_size):
         batch = order[i:i + batch_size]
         hyps = model.generate_from_text([ids[u] for u in batch], max_new_tokens, num_beams,
-                                        templates=None if template is None else [template] * len(batch))
+                                        templates=batch_templates(template, batch))
         for u, h in zip(batch, hyps):
             out[u] = answer_text(tok, h)
         if progress is not None:

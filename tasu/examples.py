@@ -6,7 +6,7 @@ to simulate posteriors from (text-only, stage 2) or real PSD posteriors (paired,
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,13 +108,17 @@ def make_paired_examples(feats: dict[str, np.ndarray], text: dict[str, str], n_u
 
 
 def make_task_examples(units: dict[str, str], answers: dict[str, str], inventory: UnitInventory, tokenizer,
-                       eos_id: int, templates: Sequence[PromptTemplate], target: str,
-                       source: str = "units") -> list[TextExample]:
+                       eos_id: int, templates: Sequence[PromptTemplate] | Mapping[str, Sequence[PromptTemplate]],
+                       target: str, source: str = "units") -> list[TextExample]:
     """Text-only examples of one task: the units of each utterance with a ``target`` answer,
-    asked with the task's prompts in turn (example ``i`` gets prompt ``i mod #prompts``)."""
+    asked with the task's prompts in turn (example ``i`` gets prompt ``i mod #prompts``).
+    ``templates``: the task's prompts, or ``{uid: prompts}`` for a task with prompt fields."""
     exs = make_examples({u: units[u] for u in answers if u in units}, answers, inventory, tokenizer, eos_id, source)
-    return [TextExample(e.uid, e.unit_ids, e.answer_ids, e.text, template=templates[i % len(templates)], target=target)
-            for i, e in enumerate(exs)]
+    out = []
+    for i, e in enumerate(exs):
+        tpls = templates[e.uid] if isinstance(templates, Mapping) else templates
+        out.append(TextExample(e.uid, e.unit_ids, e.answer_ids, e.text, template=tpls[i % len(tpls)], target=target))
+    return out
 
 
 def length_batches(examples: Sequence[TextExample], batch_size: int, rng: random.Random,

@@ -15,7 +15,7 @@ directly (:meth:`Speech2Text.decode_posteriors`, what stage 4 reads from ``dump/
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -69,7 +69,9 @@ class Speech2Text:
         self._lexicon = Path(lexicon) if lexicon is not None else None
         self._rescorer: Callable | None = None
         self.task = task
-        self.template: PromptTemplate | None = task.template(model.tokenizer) if task is not None else None
+        # a task with prompt fields ({question}...) gets its prompt per input (the fields= arguments)
+        self.template: PromptTemplate | None = (task.template(model.tokenizer)
+                                                if task is not None and not task.fields else None)
         self.constraint = None
         if vocabulary:
             from tasu.constrain import VocabularyConstraint
@@ -141,21 +143,38 @@ class Speech2Text:
         return psd_compress(self.encoder.log_posteriors(wave, sample_rate), self.inventory.blank_id,
                             self.decode_config.psd_threshold)
 
-    def decode_posteriors(self, items: Iterable[tuple[str, np.ndarray]], progress=None) -> dict[str, Answer]:
-        """``(key, [T', V] PSD rows)`` pairs -> ``{key: Answer}``; an input with no rows gets ``""``."""
+    def _templates(self, keys: Iterable[str], fields: Mapping[str, Mapping[str, str]] | None):
+        """The prompt of each key: the task's (or the model's) one, or per key for a task with fields."""
+        if self.task is None or not self.task.fields:
+            return self.template
+        if fields is None:
+            raise ValueError(f"task {self.task.name!r} asks {', '.join('{' + f + '}' for f in self.task.fields)} "
+                             "in its prompt: give fields={key: {field: text}}")
+        missing = [k for k in keys if k not in fields]
+        if missing:
+            raise ValueError(f"task {self.task.name!r}: no prompt fields for input {missing[0]!r}")
+        return self.task.utterance_templates(self.model.tokenizer, {k: fields[k] for k in keys})
+
+    def decode_posteriors(self, items: Iterable[tuple[str, np.ndarray]], progress=None,
+                          fields: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Answer]:
+        """``(key, [T', V] PSD rows)`` pairs -> ``{key: Answer}``; an input with no rows gets ``""``.
+        ``fields``: ``{key: {field: text}}``, the prompt fields of a task that has them."""
         d = self.decode_config
         items = list(items)
         speech = [(k, m) for k, m in items if m.shape[0] > 0]
+        template = self._templates([k for k, _ in speech], fields)
         nbest: dict[str, list[tuple[str, float]]] | None = {} if self.rescorer is not None else None
         with torch.inference_mode():
             hyps = decode_posteriors(self.model, speech, d.batch_size, d.max_new_tokens, d.num_beams, progress,
-                                     self.constraint, self.template, self.rescorer, nbest, d.guard())
+                                     self.constraint, template, self.rescorer, nbest, d.guard())
         if progress is not None and len(speech) < len(items):
             progress.update(len(items) - len(speech))
         return {k: Answer(hyps.get(k, ""), (nbest or {}).get(k, []), int(m.shape[0])) for k, m in items}
 
-    def answers(self, inputs: Sequence[Audio], sample_rate: int | None = None) -> list[Answer]:
-        """Waveforms (with ``sample_rate``) or audio file paths -> one :class:`Answer` each, in order."""
+    def answers(self, inputs: Sequence[Audio], sample_rate: int | None = None,
+                fields: Sequence[Mapping[str, str]] | None = None) -> list[Answer]:
+        """Waveforms (with ``sample_rate``) or audio file paths -> one :class:`Answer` each, in order
+        (``fields``: one ``{field: text}`` per input, for a task with prompt fields)."""
         items = []
         for i, x in enumerate(inputs):
             if isinstance(x, (str, os.PathLike)):
@@ -167,14 +186,16 @@ class Speech2Text:
                     raise ValueError("waveform inputs need sample_rate=")
                 wave, sr = x, sample_rate
             items.append((str(i), self.posteriors(wave, sr)))
-        out = self.decode_posteriors(items)
+        per_key = None if fields is None else {str(i): f for i, f in enumerate(fields)}
+        out = self.decode_posteriors(items, fields=per_key)
         return [out[str(i)] for i in range(len(items))]
 
     def __call__(self, inputs: Sequence[Audio], sample_rate: int | None = None) -> list[str]:
         """Waveforms or audio files -> answer texts, in order."""
         return [a.text for a in self.answers(inputs, sample_rate)]
 
-    def decode_texts(self, texts: dict[str, str], adapters: bool = True, progress=None) -> dict[str, str]:
+    def decode_texts(self, texts: dict[str, str], adapters: bool = True, progress=None,
+                     fields: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, str]:
         """The cascade baseline: ``{key: text}`` read by the LLM in place of the speech
         (``adapters=False``: the bare LLM, LoRA off, as a plain text cascade)."""
         from contextlib import nullcontext
@@ -184,4 +205,4 @@ class Speech2Text:
         off = llm.disable_adapter() if not adapters and hasattr(llm, "disable_adapter") else nullcontext()
         with off, torch.inference_mode():
             return decode_texts(self.model, texts, d.batch_size, d.max_new_tokens, d.num_beams, progress,
-                                self.template)
+                                self._templates(texts, fields))

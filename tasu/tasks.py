@@ -6,6 +6,8 @@ A registry is a YAML mapping ``task name -> entry`` (the default is
     intent:
       prompts:                     # one or more, each holding <speech> once;
         - "What does the speaker want?\\n<speech>"   # training may pick any, decoding uses the first
+                                   # {name}: a prompt field, the utterance's line of the data-dir
+                                   # file <name> (e.g. {question}, per spoken question)
       system_prompt: You label the intent of English speech.   # optional
       target: intent               # the data-dir file holding the answers (like `text`)
       metric: accuracy             # wer | cer | accuracy | bleu | mc_accuracy, or a corpus's own
@@ -46,6 +48,8 @@ DEFAULT_TASKS_FILE = Path(__file__).resolve().parent / "conf" / "tasks.yaml"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Data-dir files that are not answers.
+#: A prompt field: ``{name}`` (letters, digits, ``_``; not starting with a digit).
+FIELD_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NOT_TARGETS = ("wav.scp", "utt2spk", "spk2utt", "segments", "feats.scp", "reco2dur", "utt2dur")
 
 
@@ -68,13 +72,52 @@ class Task:
         """The prompt used for decoding (the first)."""
         return self.prompts[0]
 
-    def template(self, tokenizer, index: int = 0) -> PromptTemplate:
-        """The prompt template of prompt ``index`` (0: the decoding prompt)."""
-        return PromptTemplate.build(tokenizer, self.prompts[index], self.system_prompt)
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The prompt fields (``{name}`` in any prompt), in order of first use: each is filled per
+        utterance from the data-dir file of that name."""
+        return tuple(dict.fromkeys(n for p in self.prompts for n in FIELD_RE.findall(p)))
 
-    def templates(self, tokenizer) -> tuple[PromptTemplate, ...]:
+    def template(self, tokenizer, index: int = 0, values: Mapping[str, str] | None = None) -> PromptTemplate:
+        """The prompt template of prompt ``index`` (0: the decoding prompt), its fields filled
+        from ``values`` (``{field: text}``; every field of the prompt is needed)."""
+        prompt = self.prompts[index]
+        if self.fields:
+            missing = [n for n in FIELD_RE.findall(prompt) if values is None or n not in values]
+            if missing:
+                raise ValueError(f"task {self.name!r}: prompt field {{{missing[0]}}} has no value "
+                                 f"(fields come from the data dir's {', '.join(self.fields)} files)")
+            bad = [n for n in self.fields if n in values and SPEECH_PLACEHOLDER in values[n]]
+            if bad:
+                raise ValueError(f"task {self.name!r}: the value of field {{{bad[0]}}} holds {SPEECH_PLACEHOLDER}")
+            prompt = FIELD_RE.sub(lambda m: values[m.group(1)], prompt)
+        return PromptTemplate.build(tokenizer, prompt, self.system_prompt)
+
+    def templates(self, tokenizer, values: Mapping[str, str] | None = None) -> tuple[PromptTemplate, ...]:
         """One template per prompt, in order (training may pick any of them)."""
-        return tuple(self.template(tokenizer, i) for i in range(len(self.prompts)))
+        return tuple(self.template(tokenizer, i, values) for i in range(len(self.prompts)))
+
+    def read_fields(self, data_dir, utt_ids=None) -> dict[str, dict[str, str]]:
+        """``{uttid: {field: text}}`` of the prompt fields, from ``<data_dir>/<field>`` (table files
+        like ``text``, checked: every utterance of the data dir, or of ``utt_ids``, needs a line)."""
+        from tasu.data import read_targets
+
+        if not self.fields:
+            return {}
+        tables = {n: read_targets(data_dir, n, partial=utt_ids is not None) for n in self.fields}
+        out: dict[str, dict[str, str]] = {}
+        for uid in (utt_ids if utt_ids is not None else next(iter(tables.values()))):
+            for n, t in tables.items():
+                if uid not in t:
+                    raise ValueError(f"{Path(data_dir) / n}: no line for utterance {uid!r} "
+                                     f"(task {self.name!r} asks {{{n}}} in its prompt)")
+                out.setdefault(uid, {})[n] = t[uid]
+        return out
+
+    def utterance_templates(self, tokenizer, fields: Mapping[str, Mapping[str, str]],
+                            index: int = 0) -> dict[str, PromptTemplate]:
+        """``{uttid: template}``: prompt ``index`` with each utterance's fields (:meth:`read_fields`)."""
+        return {u: self.template(tokenizer, index, v) for u, v in fields.items()}
 
     def read_targets(self, data_dir, partial: bool = False) -> dict[str, str]:
         """``{uttid: answer}`` from ``<data_dir>/<target>``, checked (see :func:`tasu.data.read_targets`)."""
@@ -245,6 +288,10 @@ def _task(name: Any, entry: Any, path: Path) -> Task:
         if p.count(SPEECH_PLACEHOLDER) != 1:
             raise ValueError(f"{where}: prompt {i} {p!r} must hold the {SPEECH_PLACEHOLDER} placeholder "
                              f"exactly once (it holds it {p.count(SPEECH_PLACEHOLDER)} times)")
+    for n in dict.fromkeys(f for p in prompts for f in FIELD_RE.findall(p)):
+        if n in _NOT_TARGETS or n == spec.target:
+            raise ValueError(f"{where}: prompt field {{{n}}} must name a data-dir file of its own "
+                             f"(not {', '.join(_NOT_TARGETS)} or the answer file)")
     if spec.system_prompt is not None and not isinstance(spec.system_prompt, str):
         raise ValueError(f"{where}: system_prompt must be a string")
     metric_fn = None

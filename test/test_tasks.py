@@ -489,3 +489,63 @@ def test_score_cli_uses_the_tasks_own_metric_and_normaliser(tmp_path):
              "--tasks", str(reg))
     assert r.returncode == 0 and r.stdout == "set: %FIRST_WORD_ACCURACY 0.00 (1 utts)\n", r.stdout + r.stderr
     assert json.loads((out.parent / "score.json").read_text())["metric"] == "first_word_accuracy"
+
+
+# ---------------------------------------------------------------------------
+# Prompt fields: a prompt per utterance ({question} from the data dir)
+# ---------------------------------------------------------------------------
+
+FIELDS = """\
+spoken_qa:
+  prompts:
+    - "<speech>\\n{question}\\nA. {choice_a}\\nB. {choice_b}\\nAnswer with the letter."
+  target: answer
+  metric: mc_accuracy
+  labels: [A, B]
+"""
+
+
+def test_prompt_fields_are_filled_per_utterance(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(FIELDS)
+    task = load_tasks(path).get("spoken_qa")
+    assert task.fields == ("question", "choice_a", "choice_b")
+    d = tmp_path / "mmsu"
+    write_data_dir(d, wav_scp={"q1": "a.wav", "q2": "b.wav"}, extra={
+        "question": {"q1": "Is the speaker happy?", "q2": "How many words?"},
+        "choice_a": {"q1": "yes", "q2": "three"}, "choice_b": {"q1": "no", "q2": "four"},
+        "answer": {"q1": "A", "q2": "B"}})
+    fields = task.read_fields(d)
+    assert fields["q2"] == {"question": "How many words?", "choice_a": "three", "choice_b": "four"}
+    tok = ToyTokenizer()
+    tpl = task.utterance_templates(tok, fields)
+    want = PromptTemplate.build(tok, "<speech>\nHow many words?\nA. three\nB. four\nAnswer with the letter.")
+    assert tpl["q2"] == want and tpl["q1"] != tpl["q2"]
+    with pytest.raises(ValueError, match=r"prompt field \{question\} has no value"):
+        task.template(tok)
+    with pytest.raises(ValueError, match="holds <speech>"):
+        task.template(tok, values=dict(fields["q1"], question="say <speech>"))
+    (d / "choice_b").write_text("q1 no\n")  # q2 has no line: a file:line-style error naming the file
+    with pytest.raises(DataError, match="choice_b"):
+        task.read_fields(d)
+    path.write_text(FIELDS.replace("{choice_b}", "{answer}"))
+    with pytest.raises(ValueError, match=r"prompt field \{answer\} must name a data-dir file of its own"):
+        load_tasks(path)
+
+
+def test_decode_posteriors_with_a_prompt_per_utterance():
+    import numpy as np
+
+    from tasu.decode import decode_posteriors
+
+    m, own = tiny_model()
+    m.tokenizer = type("Tok", (), {"decode": staticmethod(lambda ids, skip_special_tokens: " ".join(map(str, ids)))})
+    tok = ToyTokenizer()
+    per = {"u1": PromptTemplate.build(tok, "Q <speech>", None), "u2": PromptTemplate.build(tok, "R S <speech> T", None)}
+    items = [("u1", np.random.rand(4, V).astype(np.float32)), ("u2", np.random.rand(2, V).astype(np.float32))]
+    feats = [torch.from_numpy(f) for _, f in items]
+    got = decode_posteriors(m, items, batch_size=2, max_new_tokens=3, template=per)
+    want = m.generate(feats, max_new_tokens=3, templates=[per["u1"], per["u2"]])
+    assert got == {u: " ".join(map(str, h)) for (u, _), h in zip(items, want)}
+    with pytest.raises(ValueError, match="no prompt for utterance 'u2'"):
+        decode_posteriors(m, items, batch_size=2, max_new_tokens=3, template={"u1": per["u1"]})

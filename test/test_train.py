@@ -132,6 +132,10 @@ def test_multi_task_batches_give_each_example_its_own_prompt_and_answer(tmp_path
         ("a", tpl_i[0], tuple(tok("greet")["input_ids"]) + (2,)),
         ("c", tpl_i[1], tuple(tok("deny")["input_ids"]) + (2,))]
     assert np.array_equal(intent[0].unit_ids, asr[0].unit_ids)
+    # prompt fields: each utterance its own prompts ({uid: templates})
+    own = {u: (PromptTemplate.build(tok, f"Q{u} <speech>", None),) for u in ("a", "c")}
+    per = make_task_examples(units, {"a": "greet", "c": "deny"}, inv, tok, 2, own, "intent")
+    assert [(e.uid, e.template) for e in per] == [("a", own["a"][0]), ("c", own["c"][0])]
     # word shuffling rewrites transcripts only, never a label
     rng = np.random.default_rng(0)
     assert shuffle_words(intent[0], V - 2, tok, 2, rng) is intent[0]

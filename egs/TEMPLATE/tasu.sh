@@ -215,9 +215,11 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
             log "  ${out}/text is up to date, skipping"; continue
         fi
         # shellcheck disable=SC2086
+        fields=()  # a task's prompt fields ({question}...) come from the set's data dir
+        [ -z "${task}" ] || fields=(--data "data/${d}")
         run_log "${exp}/logs/decode_${d}${inference_tag:+_${inference_tag}}.log" ${python} -m tasu.bin.decode \
-            --expdir "${exp}" "${input[@]}" "${lexicon[@]}" --config "${decode_config}" --outdir "${out}" \
-            --ngpu "${ngpu}" ${decode_args}
+            --expdir "${exp}" "${input[@]}" "${fields[@]}" "${lexicon[@]}" --config "${decode_config}" \
+            --outdir "${out}" --ngpu "${ngpu}" ${decode_args}
         echo "${decode_args}" > "${out}/decode_args"
     done
     if [ -n "${peer}" ]; then  # the peer system on the same audio, scored beside the model in stage 5
@@ -290,7 +292,9 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             [ -f "${exp}/run.cmd" ] && echo "- trained by: \`$(cat "${exp}/run.cmd")\`"
             echo "- scored by: \`${cmdline}\`"
             echo
-            echo "Training: $(grep -h ' INFO: step [0-9]* loss ' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //'); $(grep -h 'dev_loss' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //')."
+            if [ -f "${exp}/train.log" ]; then  # (a model trained elsewhere and linked here has none)
+                echo "Training: $(grep -h ' INFO: step [0-9]* loss ' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //'); $(grep -h 'dev_loss' "${exp}/train.log" | tail -n 1 | sed 's/.* INFO: //')."
+            fi
             [ -f local/RESULTS.notes.md ] && { echo; cat local/RESULTS.notes.md; }
         } > "${notes}"
         ${python} -m tasu.bin.score --results-md RESULTS.md --decode-dirs "${dirs[@]}" \

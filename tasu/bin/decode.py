@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", help="answer this registry task's prompt (default: the model's own prompt)")
     ap.add_argument("--tasks_file", type=Path,
                     help="task registry (default: the model config's tasks_file, else tasu/conf/tasks.yaml)")
+    ap.add_argument("--data", type=Path,
+                    help="the set's data dir: the prompt fields of a --task that has them ({question}: "
+                         "<data>/question)")
     ap.add_argument("--outdir", type=Path, required=True, help="gets `text` and `decode_stats.json`")
     ap.add_argument("--config", type=Path, help="decoding YAML (conf/decode.yaml)")
     ap.add_argument("--checkpoint", default="model.pt")
@@ -71,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
 
             tasks_file = args.tasks_file or load_config(args.expdir / "config.yaml").tasks_file
             task = load_tasks(tasks_file).get(args.task, where="--task")
+        fields = None
+        if task is not None and task.fields:
+            if args.data is None:
+                raise ValueError(f"task {task.name!r} fills {', '.join('{' + f + '}' for f in task.fields)} of its "
+                                 "prompt from the data dir: give --data")
+            fields = task.read_fields(args.data)
         vocab = args.vocabulary or dcfg.vocabulary
         words = None
         if vocab:
@@ -111,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.text_input is not None:
         log.info("cascade: %d texts from %s in place of the speech", len(texts), args.text_input)
         with tqdm(total=len(texts), desc="decode (text)", unit="utt", mininterval=5) as bar:
-            hyps = s2t.decode_texts(texts, adapters=not args.no_adapters, progress=bar)
+            hyps = s2t.decode_texts(texts, adapters=not args.no_adapters, progress=bar, fields=fields)
     else:
         try:
             if dcfg.acoustic_weight > 0:
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("acoustic rescoring: %s", e)
             return 1
         with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
-            answers = s2t.decode_posteriors(items, progress=bar)
+            answers = s2t.decode_posteriors(items, progress=bar, fields=fields)
         hyps = {u: a.text for u, a in answers.items()}
         nbest = {u: a.nbest for u, a in answers.items() if a.nbest}
         if nbest:

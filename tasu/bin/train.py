@@ -149,7 +149,16 @@ def main(argv: list[str] | None = None) -> int:
 
         train = []
         for task, answers in task_answers:
-            exs = make_task_examples(train_units, answers, inv, tok, model.template.eos_id, task.templates(tok),
+            if task.fields:  # prompt fields ({question}...): each utterance is asked its own prompts
+                try:
+                    fields = task.read_fields(args.train_data, [u for u in answers if u in train_units])
+                except ValueError as e:
+                    log.error("%s", e)
+                    return 1
+                templates = {u: task.templates(tok, v) for u, v in fields.items()}
+            else:
+                templates = task.templates(tok)
+            exs = make_task_examples(train_units, answers, inv, tok, model.template.eos_id, templates,
                                      task.target, str(args.train_units))
             log.info("task %s: %d examples (answers from %s)", task.name, len(exs), args.train_data / task.target)
             train += exs
