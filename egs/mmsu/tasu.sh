@@ -1,0 +1,1 @@
+../TEMPLATE/tasu.sh
