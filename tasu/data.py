@@ -150,11 +150,19 @@ def _read_table(path: Path, *, allow_empty_value: bool = False) -> tuple[dict[st
 def read_posteriors(scp: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """``uid -> [T', V]`` matrices of a kaldiio scp (the stage-1 posterior dumps), in memory.
 
-    A repeated id is a DataError naming ``file:line``; an entry that cannot be read (a missing
-    or damaged ark) names the scp, the utterance and its line.
+    A dump stored as top-k rows (``feats.info`` beside the scp, :mod:`tasu.posteriors`) gives
+    :class:`tasu.posteriors.TopKRows`, which act as ``[T', V]`` arrays and are made dense only when
+    read as one. A repeated id is a DataError naming ``file:line``; an entry that cannot be read
+    (a missing or damaged ark) names the scp, the utterance and its line.
     """
     import kaldiio
 
+    from tasu.posteriors import TopKRows, read_info
+
+    try:
+        info = read_info(scp)
+    except ValueError as e:
+        raise DataError(str(e)) from None
     out: dict[str, np.ndarray] = {}
     for t in read_table_lines(scp):
         if not t.key:
@@ -162,10 +170,19 @@ def read_posteriors(scp: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         if t.key in out:
             raise DataError(f"{location(scp, t.line)}utterance {t.key} appears twice")
         try:
-            out[t.key] = kaldiio.load_mat(t.value)
+            mat = kaldiio.load_mat(t.value)
         except Exception as e:  # kaldiio raises OSError, EOFError, KeyError, ValueError, struct.error...
             raise DataError(f"{scp}: cannot read the posteriors of {t.key} (line {t.line}: {t.value}): "
                             f"{type(e).__name__}: {e}; re-run stage 1 for this set") from None
+        if info is not None:
+            if mat.ndim != 2 or mat.shape[1] != 2 * info["k"]:
+                raise DataError(f"{location(scp, t.line)}{t.key}: rows of shape {mat.shape}, but "
+                                f"{Path(scp).parent / 'feats.info'} says top-{info['k']} ([T', {2 * info['k']}])")
+            try:
+                mat = TopKRows(mat, info["vocab_size"], f"{scp}:{t.line}: {t.key}")
+            except ValueError as e:
+                raise DataError(str(e)) from None
+        out[t.key] = mat
     return out
 
 

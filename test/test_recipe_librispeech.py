@@ -46,3 +46,5 @@ def test_librispeech_recipe_end_to_end(parts):
     score = json.loads((exp / "decode_dev_clean_2" / "score.json").read_text())
     assert score["n_utts"] == 10 and score["n_ref_words"] > 100  # all ten scored against the real transcripts
     assert "| dev_clean_2 | 10 |" in (recipe / "RESULTS.md").read_text()
+    # stage 1 stored the posteriors as top-16 rows (the recipe's default for 25 055 units), decoded as such
+    assert json.loads((recipe / "dump_hf_ctc" / "dev_clean_2" / "feats.info").read_text())["k"] == 16

@@ -13,6 +13,7 @@ log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (tasu.sh:${BASH_LINENO[0]}) $*" >&2; 
 stage=0               # first stage to run
 stop_stage=10000      # last stage to run (as in ESPnet: all of them)
 nj=2                  # parallel jobs for posterior dumping
+posterior_topk=0      # stage 1: store each PSD row's K most probable units (0: dense; e.g. 16 for 25 055 BPE units)
 ngpu=0                # 0: CPU; >0: CUDA (stage 2 trains data-parallel on this many devices)
 train_nproc=""        # stage 2: data-parallel processes (torchrun; default: ngpu, or 1 on CPU)
 python=python3
@@ -50,7 +51,7 @@ peer=""               # stages 4-5: also decode and score the test sets with thi
 help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
                              alignment, 3 paired fine-tuning, 4 decoding, 5 scoring, 6 packing)
-  --nj, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
+  --nj, --posterior_topk, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
   --paired_set, --finetune_config, --finetune_init, --finetune_tag,
   --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
   --inference_tag, --decode_args, --task, --tasks_file, --cascade_from, --pack_dtype, --pack_args,
@@ -127,12 +128,15 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
             --data "data/${d}" --out "${dumpdir}/${d}" --lexicon "${dumpdir}/lexicon.txt" --nj "${g2p_nj}"
     done
     for d in ${test_sets} ${paired_set}; do
-        if newer "${dumpdir}/${d}/feats.scp" "data/${d}/wav.scp" && [ -f "${dumpdir}/${d}/units_hyp" ]; then
+        # up to date: newer than the audio list, and stored as asked (dense or top-k, feats.info)
+        stored_k=$(grep -o '"k": [0-9]*' "${dumpdir}/${d}/feats.info" 2>/dev/null | grep -o '[0-9]*$' || echo 0)
+        if newer "${dumpdir}/${d}/feats.scp" "data/${d}/wav.scp" && [ -f "${dumpdir}/${d}/units_hyp" ] \
+                && [ "${stored_k}" = "${posterior_topk}" ]; then
             log "  ${dumpdir}/${d}/feats.scp is up to date, skipping"; continue
         fi
         run_log "${exp}/logs/posteriors_${d}.log" ${python} -m tasu.bin.dump_posteriors \
             --encoder "${encoder}" --data "data/${d}" --out "${dumpdir}/${d}" --nj "${nj}" \
-            --config "${decode_config}" --ngpu "${ngpu}" \
+            --config "${decode_config}" --ngpu "${ngpu}" --topk "${posterior_topk}" \
             --skip_bad_audio "${skip_bad_audio}"
     done
     # G2P units of the test transcripts, to score the encoder's own unit error rate (stage 5);

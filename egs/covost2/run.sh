@@ -29,7 +29,8 @@ if [ -z "${encoder}" ]; then
     encoder="sensevoice:${sensevoice}"
 fi
 t=${tgt%%-*}
-common=(--train_set "train_en_${t}" --valid_set "dev_en_${t}" --test_sets "dev_en_${t} test_en_${t}"
+# stage 1 stores each PSD row's 16 most probable of SenseVoice's 25 055 units (--posterior_topk 0: dense)
+common=(--posterior_topk 16 --train_set "train_en_${t}" --valid_set "dev_en_${t}" --test_sets "dev_en_${t} test_en_${t}"
         --encoder "${encoder}" --train_config "${train_config}" --decode_config "${decode_config}"
         --tasks_file conf/tasks.yaml --local_data_opts "--tgt ${tgt}")
 

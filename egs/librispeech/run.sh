@@ -15,11 +15,13 @@ test_sets="dev_clean dev_other test_clean test_other"   # dev_*: for choosing se
 train_config=conf/train.yaml
 decode_config=conf/decode.yaml
 encoder=""
+posterior_topk=16    # stage 1 stores each PSD row's 16 most probable of SenseVoice's 25 055 units (0: dense)
 args=()
 while [ $# -gt 0 ]; do  # --sensevoice is this recipe's; everything else goes to tasu.sh
     case "$1" in
         --sensevoice) sensevoice=$2; shift 2 ;;
         --encoder) encoder=$2; shift 2 ;;
+        --posterior_topk) posterior_topk=$2; shift 2 ;;
         *) args+=("$1"); shift ;;
     esac
 done
@@ -29,4 +31,5 @@ if [ -z "${encoder}" ]; then
 fi
 
 ./tasu.sh --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" \
-    --encoder "${encoder}" --train_config "${train_config}" --decode_config "${decode_config}" "${args[@]}"
+    --encoder "${encoder}" --train_config "${train_config}" --decode_config "${decode_config}" \
+    --posterior_topk "${posterior_topk}" "${args[@]}"

@@ -35,7 +35,9 @@ if [ -z "${encoder}" ]; then
     [ -n "${sensevoice}" ] || { echo "$0: give --sensevoice <SenseVoiceSmall dir> (or --encoder <spec>)" >&2; exit 1; }
     encoder="sensevoice:${sensevoice}"
 fi
-common=(--train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" --encoder "${encoder}"
+# stage 1 stores each PSD row's 16 most probable of SenseVoice's 25 055 units (--posterior_topk 0: dense)
+common=(--posterior_topk 16 --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}"
+        --encoder "${encoder}"
         --train_config "${train_config}" --decode_config "${decode_config}" --tasks_file conf/tasks.yaml)
 
 # every stage, transcription in 4-5 (a cascade transcribes nothing: its transcripts are another model's)

@@ -2,9 +2,11 @@
 """Audio -> PSD-compressed CTC posteriors for a data dir (stage 1).
 
 Writes ``<out>/feats.ark`` + ``<out>/feats.scp`` (kaldiio; one ``[T', V]`` float32 matrix of
-probabilities per utterance), ``<out>/psd_stats`` (frames before/after compression) and
-``<out>/units_hyp`` (the encoder's own best-path units, Kaldi text format: scored against
-the G2P units of the references, it tells how well the encoder hears this set).
+probabilities per utterance, or with ``--topk K`` each row's K most probable units as a
+``[T', 2K]`` matrix, said in ``<out>/feats.info``: see :mod:`tasu.posteriors`),
+``<out>/psd_stats`` (frames before/after compression) and ``<out>/units_hyp`` (the encoder's
+own best-path units, Kaldi text format: scored against the G2P units of the references, it
+tells how well the encoder hears this set).
 Rules for bad input: unreadable/corrupt audio stops the run with the ``wav.scp`` line
 (``--skip_bad_audio true`` instead skips it); an utterance whose PSD output is empty is
 skipped. Every skip is listed with its reason in ``<out>/skipped`` and counted in the log;
@@ -35,17 +37,21 @@ def _str2bool(v: str) -> bool:
 
 
 def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float, skip_bad: bool,
-         tag: str = "", batch_size: int = 1, device: str = "cpu") -> tuple[list[str], list[tuple[str, int, int]]]:
-    """Dump posteriors of ``uids`` to ``out/feats{tag}.{ark,scp}``; returns (skipped, stats).
+         tag: str = "", batch_size: int = 1, device: str = "cpu",
+         topk: int = 0) -> tuple[list[str], list[tuple[str, int, int]], int]:
+    """Dump posteriors of ``uids`` to ``out/feats{tag}.{ark,scp}``; returns (skipped, stats, #units).
 
     The encoder runs on batches of ``batch_size`` utterances (of one sample rate each).
     """
     from tqdm import tqdm
 
     from tasu.encoders import build_encoder
+    from tasu.posteriors import pack_topk
     from tasu.psd import ctc_greedy, psd_compress
 
     enc = build_encoder(encoder, device=device)
+    if topk > enc.inventory.size:
+        raise ValueError(f"--topk {topk} is more than the encoder's {enc.inventory.size} units")
     blank = enc.inventory.blank_id
     units = enc.inventory.units
     skipped, stats = [], []
@@ -58,8 +64,8 @@ def dump(dd: DataDir, uids: list[str], out: Path, encoder: str, threshold: float
             if post.shape[0] == 0:
                 skipped.append(f"{uid} empty PSD output ({lp.shape[0]} frames, all blank above {threshold})")
                 continue
-            writer(uid, post)
-    return skipped, stats
+            writer(uid, pack_topk(post, topk) if topk else post)
+    return skipped, stats, enc.inventory.size
 
 
 def _encode(enc, dd: DataDir, uids: list[str], batch_size: int, skip_bad: bool, skipped: list[str], bar):
@@ -98,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--psd_threshold", type=float,
                     help="drop frames whose blank probability is above this (default: config, else 0.5)")
     ap.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
+    ap.add_argument("--topk", type=int, default=0,
+                    help="store each PSD row's K most probable units only (0: dense rows; for inventories of "
+                         "thousands of units, e.g. 16 for SenseVoice's 25 055)")
     ap.add_argument("--skip_bad_audio", type=_str2bool, default=False,
                     help="skip unreadable audio with a logged count instead of stopping")
     args = ap.parse_args(argv)
@@ -116,14 +125,20 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, FileNotFoundError) as e:  # the message names the config file
             log.error("%s", e)
             return 1
+    if args.topk < 0:
+        log.error("--topk must be >= 0, got %d", args.topk)
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
+    from tasu.posteriors import INFO_FILE, info_text
+
+    (args.out / INFO_FILE).unlink(missing_ok=True)  # the format of the old dump goes with it
     device = "cuda" if args.ngpu > 0 else "cpu"
     uids = dd.utt_ids
     nj = max(1, min(args.nj, len(uids)))
     try:
         if nj == 1:
-            skipped, stats = dump(dd, uids, args.out, args.encoder, args.psd_threshold, args.skip_bad_audio,
-                                  batch_size=args.batch_size, device=device)
+            skipped, stats, n_units = dump(dd, uids, args.out, args.encoder, args.psd_threshold, args.skip_bad_audio,
+                                  batch_size=args.batch_size, device=device, topk=args.topk)
             scps = [args.out / "feats.scp"]
         else:
             from concurrent.futures import ProcessPoolExecutor
@@ -131,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             parts = [uids[i::nj] for i in range(nj)]
             with ProcessPoolExecutor(nj) as ex:
                 futs = [ex.submit(dump, dd, p, args.out, args.encoder, args.psd_threshold,
-                                  args.skip_bad_audio, f".{j + 1}", args.batch_size, device)
+                                  args.skip_bad_audio, f".{j + 1}", args.batch_size, device, args.topk)
                         for j, p in enumerate(parts)]
                 res = [f.result() for f in futs]
             skipped = [s for r in res for s in r[0]]
             stats = [s for r in res for s in r[1]]
+            n_units = res[0][2]
             scps = [args.out / f"feats.{j + 1}.scp" for j in range(nj)]
     # bad audio; an encoder that cannot load (names its dir)
     except (DataError, ValueError, ImportError, OSError, RuntimeError) as e:
@@ -146,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(args.out / "feats.scp", "".join(line + "\n" for line in lines))
         for p in scps:
             p.unlink()
+    if args.topk:
+        atomic_write_text(args.out / INFO_FILE, info_text(args.topk, n_units))
     atomic_write_text(args.out / "skipped", "".join(s + "\n" for s in sorted(skipped)))
     atomic_write_text(args.out / "psd_stats", "".join(f"{u} {a} {b}\n" for u, a, b, _ in sorted(stats)))
     atomic_write_text(args.out / "units_hyp",
