@@ -12,7 +12,7 @@ def test_setup_makes_a_recipe_that_extends_the_default_one(tmp_path):
     r = subprocess.run([str(TOP / "egs/TEMPLATE/setup.sh"), str(new)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (new / "tasu.sh").resolve() == (TOP / "egs/TEMPLATE/tasu.sh").resolve()
-    assert (new / "utils" / "parse_options.sh").is_file()
+    assert (new / "utils" / "parse_options.sh").is_file() and "cmd_backend=local" in (new / "cmd.sh").read_text()
     ours, default = load_config(new / "conf/train.yaml"), load_config(TOP / "egs/open_en/conf/train.yaml")
     assert ours.init is None and default.init and ours.optim == default.optim and ours.simulation == default.simulation
     assert load_config(new / "conf/decode.yaml", DecodeConfig) == load_config(TOP / "egs/open_en/conf/decode.yaml",

@@ -70,7 +70,7 @@ def recipe_copy(top: Path, name: str, root: Path, bases: tuple[str, ...] = ()) -
 
     d = root / "egs" / name
     d.mkdir(parents=True)
-    for part in ("run.sh", "db.sh", "conf", "local"):
+    for part in ("run.sh", "db.sh", "cmd.sh", "conf", "local"):
         src = top / "egs" / name / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, d / part)
     for b in bases:

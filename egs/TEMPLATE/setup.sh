@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make a new recipe dir, as ESPnet's egs2/TEMPLATE/asr1/setup.sh does:
 #   egs/TEMPLATE/setup.sh egs/<corpus>
-# It links the shared stage script and utils/, and writes a starting run.sh, db.sh,
+# It links the shared stage script and utils/, and writes a starting run.sh, db.sh, cmd.sh,
 # local/data.sh (stage 0: yours to write) and conf/ (training and decoding configs that
 # extend the default recipe's, so that they hold only what you change).
 set -euo pipefail
@@ -23,6 +23,7 @@ ln -s "$(rel "${top}/utils" "${dir}")" "${dir}/utils"
 name=$(basename "${dir}")
 open_en=$(rel "${top}/egs/open_en/conf" "${dir}/conf")
 
+cp "${top}/egs/open_en/cmd.sh" "${dir}/cmd.sh"
 cat > "${dir}/db.sh" <<EOT
 # Where the corpora are (as ESPnet's db.sh): edit for your machine.
 CORPUS=\${CORPUS:-downloads/${name}}

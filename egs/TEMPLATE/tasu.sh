@@ -13,6 +13,8 @@ log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (tasu.sh:${BASH_LINENO[0]}) $*" >&2; 
 stage=0               # first stage to run
 stop_stage=10000      # last stage to run (as in ESPnet: all of them)
 nj=2                  # parallel jobs for posterior dumping
+cmd_backend=local     # how those jobs run: local (processes here) or slurm (an array job; utils/run_jobs.sh)
+slurm_opts=""         # sbatch options of the slurm backend, e.g. "--partition gpu --gres gpu:1 --mem 16G"
 posterior_topk=0      # stage 1: store each PSD row's K most probable units (0: dense; e.g. 16 for 25 055 BPE units)
 ngpu=0                # 0: CPU; >0: CUDA (stage 2 trains data-parallel on this many devices)
 train_nproc=""        # stage 2: data-parallel processes (torchrun; default: ngpu, or 1 on CPU)
@@ -51,12 +53,13 @@ peer=""               # stages 4-5: also decode and score the test sets with thi
 help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
                              alignment, 3 paired fine-tuning, 4 decoding, 5 scoring, 6 packing)
-  --nj, --posterior_topk, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
+  --nj, --cmd_backend local|slurm, --slurm_opts, --posterior_topk, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
   --paired_set, --finetune_config, --finetune_init, --finetune_tag,
   --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
   --inference_tag, --decode_args, --task, --tasks_file, --cascade_from, --pack_dtype, --pack_args,
   --lexicon_seed, --g2p_nj, --oracle true|false, --peer"
 
+[ ! -f cmd.sh ] || . ./cmd.sh  # the recipe's job backend (as ESPnet's cmd.sh); options below override it
 . utils/parse_options.sh
 
 # hama -> hama, hf:/models/wav2vec2-base-960h/ -> hf_wav2vec2-base-960h (names of exp and dump dirs)
@@ -134,10 +137,18 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
                 && [ "${stored_k}" = "${posterior_topk}" ]; then
             log "  ${dumpdir}/${d}/feats.scp is up to date, skipping"; continue
         fi
-        run_log "${exp}/logs/posteriors_${d}.log" ${python} -m tasu.bin.dump_posteriors \
-            --encoder "${encoder}" --data "data/${d}" --out "${dumpdir}/${d}" --nj "${nj}" \
-            --config "${decode_config}" --ngpu "${ngpu}" --topk "${posterior_topk}" \
-            --skip_bad_audio "${skip_bad_audio}"
+        dump_opts=(--encoder "${encoder}" --data "data/${d}" --out "${dumpdir}/${d}" --config "${decode_config}"
+                   --ngpu "${ngpu}" --topk "${posterior_topk}" --skip_bad_audio "${skip_bad_audio}")
+        if [ "${cmd_backend}" = local ]; then  # nj processes of this machine
+            run_log "${exp}/logs/posteriors_${d}.log" ${python} -m tasu.bin.dump_posteriors "${dump_opts[@]}" --nj "${nj}"
+        else  # nj jobs of the backend (one part of the data dir each), then one merge
+            log "  ${nj} ${cmd_backend} jobs: ${exp}/logs/posteriors_${d}.JOB.log"
+            utils/run_jobs.sh --backend "${cmd_backend}" --slurm_opts "${slurm_opts}" JOB=1:"${nj}" \
+                "${exp}/logs/posteriors_${d}.JOB.log" ${python} -m tasu.bin.dump_posteriors "${dump_opts[@]}" \
+                --job "JOB/${nj}" || { log "FAILED: stage 1 posteriors of ${d}"; exit 1; }
+            run_log "${exp}/logs/posteriors_${d}.log" ${python} -m tasu.bin.dump_posteriors "${dump_opts[@]}" \
+                --merge "${nj}"
+        fi
     done
     # G2P units of the test transcripts, to score the encoder's own unit error rate (stage 5);
     # with a lexicon of their own, so that test words never reach the training lexicon

@@ -17,6 +17,7 @@ The encoder (``--encoder hama`` or ``hf:<dir>``) runs on ``--batch_size`` uttera
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -103,7 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, help="decoding YAML whose psd_threshold to use")
     ap.add_argument("--psd_threshold", type=float,
                     help="drop frames whose blank probability is above this (default: config, else 0.5)")
-    ap.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
+    ap.add_argument("--nj", type=int, default=1, help="parallel jobs (processes of this machine)")
+    ap.add_argument("--job", metavar="J/N",
+                    help="dump only the J-th of N parts of the data dir (one job of utils/run_jobs.sh, e.g. on "
+                         "Slurm); its results wait in <out>/job.J.json for --merge N")
+    ap.add_argument("--merge", type=int, metavar="N",
+                    help="merge the outputs of the N --job runs into feats.scp, feats.info, psd_stats, units_hyp "
+                         "and skipped (no audio is read)")
     ap.add_argument("--topk", type=int, default=0,
                     help="store each PSD row's K most probable units only (0: dense rows; for inventories of "
                          "thousands of units, e.g. 16 for SenseVoice's 25 055)")
@@ -129,17 +136,30 @@ def main(argv: list[str] | None = None) -> int:
         log.error("--topk must be >= 0, got %d", args.topk)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    from tasu.posteriors import INFO_FILE, info_text
+    from tasu.posteriors import INFO_FILE
 
+    if args.merge is not None:
+        return merge(args)
     (args.out / INFO_FILE).unlink(missing_ok=True)  # the format of the old dump goes with it
     device = "cuda" if args.ngpu > 0 else "cpu"
     uids = dd.utt_ids
-    nj = max(1, min(args.nj, len(uids)))
+    part = None
+    if args.job is not None:
+        try:
+            j, n = (int(x) for x in args.job.split("/"))
+            if not 1 <= j <= n:
+                raise ValueError
+        except ValueError:
+            log.error("--job expects J/N with 1 <= J <= N, got %r", args.job)
+            return 1
+        part, uids = j, uids[j - 1::n]
+    nj = 1 if part is not None else max(1, min(args.nj, len(uids)))
     try:
         if nj == 1:
+            tag = f".{part}" if part is not None else ""
             skipped, stats, n_units = dump(dd, uids, args.out, args.encoder, args.psd_threshold, args.skip_bad_audio,
-                                  batch_size=args.batch_size, device=device, topk=args.topk)
-            scps = [args.out / "feats.scp"]
+                                           tag, args.batch_size, device, args.topk)
+            scps = [args.out / f"feats{tag}.scp"]
         else:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -157,8 +177,45 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError, ImportError, OSError, RuntimeError) as e:
         log.error("%s", e)
         return 1
+    if part is not None:  # one job of several: its results wait for --merge
+        atomic_write_text(args.out / f"job.{part}.json", json.dumps(
+            {"skipped": skipped, "stats": stats, "n_units": n_units, "topk": args.topk}) + "\n")
+        log.info("%s: job %s: %d utterances dumped, %d skipped", args.data, args.job,
+                 len(scps[0].read_text().splitlines()), len(skipped))
+        return 0
+    finish(args, scps, skipped, stats, n_units, merged=nj > 1)
+    return 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    """``--merge N``: the N jobs' scps and results into the dump dir's files."""
+    n = args.merge
+    skipped, stats, units = [], [], set()
+    for j in range(1, n + 1):
+        path = args.out / f"job.{j}.json"
+        if not path.is_file() or not (args.out / f"feats.{j}.scp").is_file():
+            log.error("%s: missing: job %d of %d did not finish (see its log)", path, j, n)
+            return 1
+        res = json.loads(path.read_text())
+        if res["topk"] != args.topk:
+            log.error("%s: job %d stored top-%d rows, the merge asks for --topk %d", path, j, res["topk"], args.topk)
+            return 1
+        skipped += res["skipped"]
+        stats += [tuple(s) for s in res["stats"]]
+        units.add(res["n_units"])
+    finish(args, [args.out / f"feats.{j}.scp" for j in range(1, n + 1)], skipped, stats, units.pop(), merged=True)
+    for j in range(1, n + 1):
+        (args.out / f"job.{j}.json").unlink()
+    return 0
+
+
+def finish(args: argparse.Namespace, scps: list[Path], skipped: list[str], stats: list, n_units: int,
+           merged: bool) -> None:
+    """Write feats.scp (the parts' scps merged), feats.info, skipped, psd_stats and units_hyp."""
+    from tasu.posteriors import INFO_FILE, info_text
+
     lines = sorted(line for p in scps for line in p.read_text().splitlines())
-    if nj > 1:
+    if merged:
         atomic_write_text(args.out / "feats.scp", "".join(line + "\n" for line in lines))
         for p in scps:
             p.unlink()
@@ -172,8 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     n_out = sum(b for _, _, b, _ in stats)
     log.info("%s: %d utterances dumped, %d skipped (see %s); PSD kept %d of %d frames (%.1f%%)",
              args.data, len(lines), len(skipped), args.out / "skipped", n_out, n_in, 100 * n_out / max(n_in, 1))
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
