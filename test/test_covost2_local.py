@@ -1,10 +1,10 @@
 """egs/covost2 stage 0 on a tiny CoVoST 2 in its published column layout (test/fixtures/covost2:
 split tsv files, synthesised mp3 clips), and its errors on a malformed release (file and line)."""
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
+from tiny_hf import recipe_module
 
 from tasu.audio import load_audio
 from tasu.data import DataDir, read_targets
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.unit  # in-process, about a second
 
 
 def data_prep():
-    spec = importlib.util.spec_from_file_location("covost2_data_prep", TOP / "egs/covost2/local/data_prep.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return recipe_module(TOP, "covost2", "data_prep")
 
 
 def run(root, data, tgt="zh-CN"):

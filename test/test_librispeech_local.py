@@ -1,10 +1,10 @@
 """egs/librispeech stage 0 on real LibriSpeech files in the official layout (test/fixtures/LibriSpeech,
 ten dev-clean utterances), and its errors on a malformed corpus (each names the file and line)."""
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
+from tiny_hf import recipe_module
 
 from tasu.audio import load_audio
 from tasu.data import DataDir
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.unit  # in-process, about a second
 
 
 def data_prep():
-    spec = importlib.util.spec_from_file_location("ls_data_prep", TOP / "egs/librispeech/local/data_prep.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return recipe_module(TOP, "librispeech", "data_prep")
 
 
 def run(corpus, data, *more, sets=("dev-clean-2",)):

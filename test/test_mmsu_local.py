@@ -1,11 +1,11 @@
 """egs/mmsu stage 0 on a tiny MMSU in its published field layout (test/fixtures/mmsu), its errors
 on malformed items (file and line), and the per-category scoring."""
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from tiny_hf import recipe_module
 
 from tasu.data import DataDir, read_targets
 
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.unit  # in-process, about a second
 
 
 def local(name):
-    spec = importlib.util.spec_from_file_location(f"mmsu_{name}", TOP / f"egs/mmsu/local/{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return recipe_module(TOP, "mmsu", name)
 
 
 def items(path=FIXTURE / "mmsu.jsonl"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from test_jobs import FAKE_SBATCH
-from tiny_hf import LOWER, recipe_copy, tiny_ctc_dir, tiny_smollm2_dir
+from tiny_hf import LOWER, recipe_copy, tiny_ctc_dir, tiny_smollm2_dir, tiny_train_args
 
 TOP = Path(__file__).resolve().parents[1]
 FIXTURE = TOP / "test" / "fixtures" / "covost2"
@@ -26,9 +26,7 @@ def parts(tmp_path_factory):
 def test_covost2_recipe_end_to_end(parts):
     recipe, ctc, llm = parts
     (recipe / "conf" / "decode_tiny.yaml").write_text("base: decode.yaml\nmax_new_tokens: 4\nnum_beams: 1\n")
-    over = (f"--override llm={llm} --override projector.hidden=16 --override optim.max_steps=2 "
-            "--override optim.batch_size=4 --override optim.warmup_steps=1 --override dev_utts=2 "
-            "--override dev_interval=2 --override save_interval=2 --override log_interval=1")
+    over = tiny_train_args(llm, dev_utts=2)
     bin_dir = recipe.parent / "bin"
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text(FAKE_SBATCH)

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tiny_hf import UPPER, recipe_copy, tiny_ctc_dir, tiny_smollm2_dir
+from tiny_hf import UPPER, recipe_copy, tiny_ctc_dir, tiny_smollm2_dir, tiny_train_args
 
 TOP = Path(__file__).resolve().parents[1]
 SRC = TOP / "egs" / "librispeech"
@@ -27,9 +27,7 @@ def parts(tmp_path_factory):
 def test_librispeech_recipe_end_to_end(parts):
     recipe, ctc, llm = parts
     (recipe / "conf" / "decode_tiny.yaml").write_text("base: decode.yaml\nmax_new_tokens: 6\nnum_beams: 2\n")
-    over = (f"--override llm={llm} --override projector.hidden=16 --override optim.max_steps=2 "
-            "--override optim.batch_size=4 --override optim.warmup_steps=1 --override dev_utts=4 "
-            "--override dev_interval=2 --override save_interval=2 --override log_interval=1")
+    over = tiny_train_args(llm, dev_utts=4)
     env = {**os.environ, "LIBRISPEECH": str(FIXTURE), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     res = subprocess.run(
         ["./run.sh", "--stage", "0", "--stop_stage", "5", "--encoder", f"hf:{ctc}",

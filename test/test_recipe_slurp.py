@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tiny_hf import LOWER, recipe_copy, tiny_ctc_dir, tiny_smollm2_dir
+from tiny_hf import LOWER, recipe_copy, tiny_ctc_dir, tiny_smollm2_dir, tiny_train_args
 
 TOP = Path(__file__).resolve().parents[1]
 FIXTURE = TOP / "test" / "fixtures" / "slurp"
@@ -35,9 +35,7 @@ def run(recipe, ctc, *args):
 def test_slurp_recipe_end_to_end(parts):
     recipe, ctc, llm = parts
     (recipe / "conf" / "decode_tiny.yaml").write_text("base: decode.yaml\nmax_new_tokens: 4\nnum_beams: 1\n")
-    over = (f"--override llm={llm} --override projector.hidden=16 --override optim.max_steps=2 "
-            "--override optim.batch_size=4 --override optim.warmup_steps=1 --override dev_utts=4 "
-            "--override dev_interval=2 --override save_interval=2 --override log_interval=1")
+    over = tiny_train_args(llm, dev_utts=4)
     run(recipe, ctc, "--stage", "0", "--stop_stage", "5", "--train_args", over)
     exp = next((recipe / "exp").glob("tasu_train_*"))
     log = (exp / "train.log").read_text()

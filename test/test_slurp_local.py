@@ -1,12 +1,11 @@
 """egs/slurp stage 0 on a tiny SLURP in its release layout (test/fixtures/slurp: real devel.jsonl
 lines, synthesised audio), and its errors on a malformed release (each names the file and line)."""
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from tiny_hf import recipe_module
 
 from tasu.audio import load_audio
 from tasu.data import DataDir, read_targets
@@ -17,11 +16,7 @@ pytestmark = pytest.mark.unit  # in-process, about a second
 
 
 def data_prep():
-    spec = importlib.util.spec_from_file_location("slurp_data_prep", TOP / "egs/slurp/local/data_prep.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["slurp_data_prep"] = mod  # its dataclass needs its module registered
-    spec.loader.exec_module(mod)
-    return mod
+    return recipe_module(TOP, "slurp", "data_prep")
 
 
 def run(slurp, data, *more):

@@ -78,3 +78,24 @@ def recipe_copy(top: Path, name: str, root: Path, bases: tuple[str, ...] = ()) -
     os.symlink(top / "egs" / "TEMPLATE" / "tasu.sh", d / "tasu.sh")
     os.symlink(top / "utils", d / "utils")
     return d
+
+
+def tiny_train_args(llm: Path, dev_utts: int = 4) -> str:
+    """``--train_args`` that shrink a recipe's training to two steps of a tiny model (the GPU
+    recipes' end-to-end tests): the recipe's config otherwise, only sizes and lengths overridden."""
+    return (f"--override llm={llm} --override projector.hidden=16 --override optim.max_steps=2 "
+            f"--override optim.batch_size=4 --override optim.warmup_steps=1 --override dev_utts={dev_utts} "
+            "--override dev_interval=2 --override save_interval=2 --override log_interval=1")
+
+
+def recipe_module(top: Path, recipe: str, name: str):
+    """``egs/<recipe>/local/<name>.py`` imported as a module (registered, for its dataclasses)."""
+    import importlib.util
+    import sys
+
+    mod_name = f"{recipe}_{name}"
+    spec = importlib.util.spec_from_file_location(mod_name, top / "egs" / recipe / "local" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = mod
+    spec.loader.exec_module(mod)
+    return mod
