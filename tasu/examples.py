@@ -121,6 +121,54 @@ def make_task_examples(units: dict[str, str], answers: dict[str, str], inventory
     return out
 
 
+class WordLists:
+    """Random sequences of lexicon words as text-only examples (:class:`tasu.config.WordListConfig`)."""
+
+    def __init__(self, prons: dict[str, np.ndarray], wb_id: int | None, tokenizer, eos_id: int,
+                 min_words: int, max_words: int) -> None:
+        if not prons:
+            raise ValueError("word lists: the lexicon has no word with units of this inventory")
+        if not 1 <= min_words <= max_words:
+            raise ValueError(f"word lists: need 1 <= min_words <= max_words, got {min_words}, {max_words}")
+        self.words = sorted(prons)
+        self.prons, self.wb_id, self.tokenizer, self.eos_id = prons, wb_id, tokenizer, eos_id
+        self.min_words, self.max_words = min_words, max_words
+        self.n_drawn = 0
+
+    @classmethod
+    def from_lexicon(cls, path: Path, inventory: UnitInventory, tokenizer, eos_id: int, min_words: int,
+                     max_words: int) -> WordLists:
+        """Every word of a lexicon file (``word<TAB>units[<TAB>letters]``) whose units are all in
+        ``inventory``; words without units, or with units of another inventory, are left out."""
+        from tasu.g2p import read_lexicon
+
+        index = inventory.index()
+        lex, _ = read_lexicon(path)
+        prons = {w: np.array([index[u] for u in units], dtype=np.int64) for w, units in lex.items()
+                 if units and all(u in index for u in units) and len(w.split()) == 1}
+        return cls(prons, inventory.wb_id, tokenizer, eos_id, min_words, max_words)
+
+    def units(self) -> set[int]:
+        """Every unit id the word lists use."""
+        return {int(i) for p in self.prons.values() for i in p} | ({self.wb_id} if self.wb_id is not None else set())
+
+    def draw(self, rng: random.Random, n: int) -> list[TextExample]:
+        """``n`` word lists of ``min_words``..``max_words`` words drawn uniformly from the lexicon."""
+        out = []
+        for _ in range(n):
+            words = [rng.choice(self.words) for _ in range(rng.randint(self.min_words, self.max_words))]
+            parts: list[np.ndarray] = []
+            for w in words:
+                if parts and self.wb_id is not None:
+                    parts.append(np.array([self.wb_id], dtype=np.int64))
+                parts.append(self.prons[w])
+            text = " ".join(words)
+            ans = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + (self.eos_id,)
+            self.n_drawn += 1
+            out.append(TextExample(f"wordlist-{self.n_drawn:09d}", np.concatenate(parts), ans, text))
+        return out
+
+
 def length_batches(examples: Sequence[TextExample], batch_size: int, rng: random.Random,
                    bucket: int = 50) -> Iterator[list[TextExample]]:
     """Endless shuffled batches of similar length (little padding), epoch after epoch."""

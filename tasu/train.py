@@ -30,7 +30,7 @@ import torch
 
 from tasu.config import TrainConfig, save_config
 from tasu.dist import DistContext
-from tasu.examples import TextExample, length_batches, shuffle_words
+from tasu.examples import TextExample, WordLists, length_batches, shuffle_words
 from tasu.fileio import atomic_torch_save
 from tasu.model import SpeechLLM
 from tasu.modelio import build_model, load_init, trainable_state
@@ -59,8 +59,10 @@ def micro_batches(batch: Sequence, n: int) -> list[list]:
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: SpeechLLM, simulator: PosteriorSimulator,
                  train: list[TextExample], dev: list[TextExample], expdir: Path,
-                 dist: DistContext | None = None, paired: Sequence[TextExample] = ()) -> None:
+                 dist: DistContext | None = None, paired: Sequence[TextExample] = (),
+                 word_lists: WordLists | None = None) -> None:
         self.cfg, self.model, self.sim = cfg, model, simulator
+        self.word_lists = word_lists
         self.train_set, self.dev_set, self.expdir = train, dev, expdir
         self.paired = list(paired)
         self.dist = dist or DistContext()
@@ -77,7 +79,11 @@ class Trainer:
         if self.n_paired and not self.paired:
             raise ValueError(f"paired_ratio={cfg.paired_ratio} but no paired examples were given "
                              "(--paired_data/--paired_feats)")
-        if self.n_paired < o.batch_size and not train:
+        if not 0.0 <= cfg.word_lists.share <= 1.0:
+            raise ValueError(f"word_lists.share must lie in [0, 1], got {cfg.word_lists.share}")
+        if cfg.word_lists.share and word_lists is None:
+            raise ValueError(f"word_lists.share={cfg.word_lists.share} but no lexicon was given to draw words from")
+        if self.n_paired + self.n_word_lists < o.batch_size and not train:
             raise ValueError(f"paired_ratio={cfg.paired_ratio} leaves text-only examples in each batch, "
                              "but there are none")
         # every rank starts from rank 0's trainable weights (as DistributedDataParallel does)
@@ -171,10 +177,23 @@ class Trainer:
         ones, each part from its own seeded stream (text-only runs keep their exact stream)."""
         o, seed = self.cfg.optim, self.cfg.seed
         n_text = o.batch_size - self.n_paired
-        text = length_batches(self.train_set, n_text, random.Random(seed)) if n_text else None
+        n_lists = self.n_word_lists
+        n_sent = n_text - n_lists
+        text = length_batches(self.train_set, n_sent, random.Random(seed)) if n_sent else None
         paired = length_batches(self.paired, self.n_paired, random.Random(seed + 1)) if self.n_paired else None
+        lists_rng = random.Random(seed + 2)
         while True:
-            yield (next(text) if text else []) + (next(paired) if paired else [])
+            yield ((next(text) if text else []) + (self.word_lists.draw(lists_rng, n_lists) if n_lists else [])
+                   + (next(paired) if paired else []))
+
+    @property
+    def n_word_lists(self) -> int:
+        """Word lists in each batch (``word_lists.share`` of its text-only examples)."""
+        share = self.cfg.word_lists.share
+        if not share:
+            return 0
+        n_text = self.cfg.optim.batch_size - self.n_paired
+        return min(n_text, max(1, round(share * n_text)))
 
     @torch.no_grad()
     def dev_loss(self) -> float:

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tasu.config import DecodeConfig, TrainConfig, config_chain, load_config, save_config
 
@@ -104,3 +105,19 @@ def test_a_packed_decode_config_is_stored_resolved(tmp_path):
     assert _standalone_yaml(tmp_path / "decode.yaml") == tmp_path / "decode.yaml"  # no base: the file as is
     data = yaml.safe_load(_standalone_yaml(tmp_path / "rescore.yaml"))
     assert data == {"batch_size": 4, "max_new_tokens": 20, "num_beams": 8, "acoustic_weight": 0.5}
+
+
+def test_every_nested_section_loads_as_its_dataclass(tmp_path):
+    """A nested section written in YAML becomes its dataclass, not a bare dict (one registry in
+    tasu.config must know each of them)."""
+    import dataclasses
+
+    nested = [f for f in dataclasses.fields(TrainConfig)
+              if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory())]
+    assert {f.name for f in nested} >= {"lora", "projector", "simulation", "optim", "word_lists"}
+    for f in nested:
+        first = dataclasses.fields(f.default_factory())[0]
+        value = getattr(f.default_factory(), first.name)
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump({f.name: {first.name: value}}))
+        got = getattr(load_config(tmp_path / "c.yaml"), f.name)
+        assert got == f.default_factory() and type(got) is type(f.default_factory()), f.name

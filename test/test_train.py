@@ -157,3 +157,58 @@ def test_multi_task_batches_give_each_example_its_own_prompt_and_answer(tmp_path
     for answers, templates in seen:  # every example is asked with its own task's prompt
         by_answer = {e.answer_ids: e.template for e in asr + intent}
         assert templates is not None and [by_answer[tuple(a)] for a in answers] == templates
+
+
+def lexicon_file(tmp_path):
+    p = tmp_path / "lexicon.txt"
+    # u0..u5 are units of the toy inventory; "zz" has a unit it lacks and "sil" none: both left out
+    p.write_text("cat\tu1 u2\tc at\ndog\tu3\td og\nfish\tu4 u5 u0\tf i sh\nsil\t\t\nzz\tq9\tz z\n")
+    return p
+
+
+def test_word_lists_draw_lexicon_words_with_their_units(tmp_path):
+    from test_model import ToyTokenizer
+
+    from tasu.examples import WordLists
+    from tasu.units import UnitInventory
+
+    inv = UnitInventory([f"u{i}" for i in range(V - 2)] + ["<wb>", "<blank>"])
+    tok = ToyTokenizer()
+    wl = WordLists.from_lexicon(lexicon_file(tmp_path), inv, tok, 2, min_words=2, max_words=4)
+    assert wl.words == ["cat", "dog", "fish"] and wl.units() == {0, 1, 2, 3, 4, 5, V - 2}
+    import random
+
+    a, b = wl.draw(random.Random(7), 20), wl.draw(random.Random(7), 20)
+    assert [e.text for e in a] == [e.text for e in b]  # one seed, one stream (resume replays it)
+    pron = {"cat": [1, 2], "dog": [3], "fish": [4, 5, 0]}
+    for e in a:
+        words = e.text.split()
+        assert 2 <= len(words) <= 4
+        want = [u for i, w in enumerate(words) for u in ([V - 2] if i else []) + pron[w]]
+        assert e.unit_ids.tolist() == want and e.answer_ids == tuple(tok(e.text)["input_ids"]) + (2,)
+    assert len({e.uid for e in a + b}) == 40
+    with pytest.raises(ValueError, match="min_words <= max_words"):
+        WordLists.from_lexicon(lexicon_file(tmp_path), inv, tok, 2, min_words=5, max_words=4)
+
+
+def test_batches_hold_the_configured_share_of_word_lists(tmp_path):
+    from test_model import ToyTokenizer
+
+    from tasu.config import WordListConfig
+    from tasu.examples import WordLists
+    from tasu.units import UnitInventory
+
+    t = trainer(tmp_path / "t", bad_calls=set(), max_steps=2)
+    inv = UnitInventory([f"u{i}" for i in range(V - 2)] + ["<wb>", "<blank>"])
+    wl = WordLists.from_lexicon(lexicon_file(tmp_path), inv, ToyTokenizer(), t.model.template.eos_id, 2, 3)
+    cfg = TrainConfig(optim=OptimConfig(max_steps=3, batch_size=8, warmup_steps=1), log_interval=1,
+                      word_lists=WordListConfig(share=0.25, min_words=2, max_words=3))
+    with pytest.raises(ValueError, match="no lexicon was given"):
+        Trainer(cfg, t.model, t.sim, t.train_set, [], tmp_path / "no")
+    tr = Trainer(cfg, t.model, t.sim, t.train_set * 3, [], tmp_path / "wl", word_lists=wl)  # 4 batches of 6
+    batches = tr.batches()
+    for _ in range(3):
+        b = next(batches)
+        assert len(b) == 8 and sum(e.uid.startswith("wordlist-") for e in b) == 2
+    tr.run()  # trains on the mix
+    assert tr.step == 3

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train_units", type=Path, required=True, help="stage-1 `units` file of the train set")
     ap.add_argument("--dev_data", type=Path, help="data dir with `text`")
     ap.add_argument("--dev_units", type=Path, help="stage-1 `units` file of the dev set")
-    ap.add_argument("--lexicon", type=Path, help="lexicon with letters (for projector.init=spelling; hama)")
+    ap.add_argument("--lexicon", type=Path,
+                    help="the training lexicon (for projector.init=spelling and word_lists; hama)")
     ap.add_argument("--encoder", default=None, help="CTC encoder whose units the unit files hold: hama "
                     "(default), hf:<dir or hub id> (its inventory; not run)")
     ap.add_argument("--paired_data", type=Path, help="stage 3: data dir with the `text` of paired audio")
@@ -175,13 +176,30 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         log.info("%d paired utterances from %s (%d of %s without posteriors, skipped in stage 1: not used)",
                  len(paired), args.paired_feats, len(unpaired), args.paired_data / "text")
-    active = sorted({int(i) for e in train for i in e.unit_ids})
+    word_lists = None
+    if cfg.word_lists.share:  # random lexicon words beside the sentences (TrainConfig.word_lists)
+        from tasu.examples import WordLists
+
+        wl = cfg.word_lists
+        if args.lexicon is None or not args.lexicon.is_file():
+            log.error("word_lists.share=%g draws words from the training lexicon (--lexicon, the hama encoder's "
+                      "lexicon.txt of stage 1), and there is none: %s", wl.share, args.lexicon)
+            return 1
+        try:
+            word_lists = WordLists.from_lexicon(args.lexicon, inv, tok, model.template.eos_id, wl.min_words,
+                                                wl.max_words)
+        except (ValueError, UnicodeDecodeError) as e:
+            log.error("%s: %s", args.lexicon, e)
+            return 1
+        log.info("word lists: %d words of %s, %d-%d a list, %.0f%% of each batch's text-only examples",
+                 len(word_lists.words), args.lexicon, wl.min_words, wl.max_words, 100 * wl.share)
+    active = sorted({int(i) for e in train for i in e.unit_ids} | (word_lists.units() if word_lists else set()))
     sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
              len(train), len(dev), len(active), inv.size, n_train / 1e6)
     try:
-        Trainer(cfg, model, sim, train, dev, args.expdir, ctx, paired=paired).run()
+        Trainer(cfg, model, sim, train, dev, args.expdir, ctx, paired=paired, word_lists=word_lists).run()
     except (FloatingPointError, ValueError) as e:
         log.error("%s: training stopped: %s", args.expdir, e)
         return 1
