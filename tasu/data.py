@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,7 @@ __all__ = [
     "read_posteriors",
     "read_targets",
     "read_table_lines",
+    "stream_table",
     "utt2spk_to_spk2utt",
     "write_data_dir",
     "write_kv",
@@ -121,30 +122,73 @@ def read_table_lines(path: str | os.PathLike[str]) -> list[TableLine]:
     return out
 
 
+def _check_line(path: Path, t: TableLine, prev: TableLine | None, first_line: int | None,
+                allow_empty_value: bool) -> None:
+    """The checks of one table line: non-blank, key first, a value, not a repeated key
+    (``first_line``: where it was seen before), sorted after ``prev``."""
+    here = location(path, t.line)
+    if not t.key:
+        raise DataError(f"{here}blank line; delete it ({_fix_hint(path)})")
+    if t.raw[:1] in tuple(KALDI_WS):
+        raise DataError(f"{here}line starts with whitespace; the key must be the first character")
+    if not t.value and not allow_empty_value:
+        raise DataError(f"{here}key {t.key!r} has an empty value; give it a value or "
+                        f"delete the line ({_fix_hint(path)})")
+    if first_line is not None:
+        raise DataError(f"{here}duplicate key {t.key!r} (first on line {first_line}); "
+                        f"keep one of lines {first_line} and {t.line} ({_fix_hint(path)})")
+    if prev is not None and t.key < prev.key:
+        raise DataError(f"{here}not sorted: key {t.key!r} must come before {prev.key!r} on line "
+                        f"{prev.line}; sort with LC_ALL=C sort -k1,1 ({_fix_hint(path)})")
+
+
 def _read_table(path: Path, *, allow_empty_value: bool = False) -> tuple[dict[str, str], dict[str, int]]:
     """Strictly read a table file: (key -> value, key -> line number)."""
     values: dict[str, str] = {}
     where: dict[str, int] = {}
     prev: TableLine | None = None
     for t in read_table_lines(path):
-        here = location(path, t.line)
-        if not t.key:
-            raise DataError(f"{here}blank line; delete it ({_fix_hint(path)})")
-        if t.raw[:1] in tuple(KALDI_WS):
-            raise DataError(f"{here}line starts with whitespace; the key must be the first character")
-        if not t.value and not allow_empty_value:
-            raise DataError(f"{here}key {t.key!r} has an empty value; give it a value or "
-                            f"delete the line ({_fix_hint(path)})")
-        if t.key in where:
-            raise DataError(f"{here}duplicate key {t.key!r} (first on line {where[t.key]}); "
-                            f"keep one of lines {where[t.key]} and {t.line} ({_fix_hint(path)})")
-        if prev is not None and t.key < prev.key:
-            raise DataError(f"{here}not sorted: key {t.key!r} must come before {prev.key!r} on line "
-                            f"{prev.line}; sort with LC_ALL=C sort -k1,1 ({_fix_hint(path)})")
+        _check_line(path, t, prev, where.get(t.key), allow_empty_value)
         values[t.key] = t.value
         where[t.key] = t.line
         prev = t
     return values, where
+
+
+def stream_table(path: str | os.PathLike[str], *, allow_empty_value: bool = False) -> Iterator[TableLine]:
+    """The lines of a table file one at a time, with :func:`read_kv`'s checks, in constant memory.
+
+    A sorted table repeats a key only on consecutive lines, so comparing each key with the one
+    before finds duplicates as :func:`read_kv` does. Errors name ``file:line`` and come when the
+    bad line is reached (lines before it have been yielded).
+    """
+    p = Path(path)
+    try:
+        f = p.open("rb")
+    except FileNotFoundError:
+        raise DataError(f"{location(p)}file does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"{location(p)}is a directory, expected a table file") from None
+    except OSError as e:
+        raise DataError(f"{location(p)}cannot read file: {e.strerror or e}") from None
+    prev: TableLine | None = None
+    with f:
+        for n, data in enumerate(f, start=1):
+            try:
+                raw = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{location(p, n)}not valid UTF-8 (byte 0x{data[e.start]:02x} at column "
+                                f"{e.start + 1}); re-encode the file, e.g. iconv -f <encoding> -t UTF-8") from None
+            if n == 1 and raw.startswith("\ufeff"):
+                raise DataError(f"{location(p, 1)}file starts with a UTF-8 byte-order mark; remove it")
+            raw = raw[:-1] if raw.endswith("\n") else raw
+            m = _LINE_RE.match(raw.lstrip(KALDI_WS))
+            t = (TableLine(n, "", "", raw) if m is None
+                 else TableLine(n, m.group(1), (m.group(2) or "").strip(KALDI_WS), raw))
+            _check_line(p, t, prev, prev.line if prev is not None and prev.key == t.key else None,
+                        allow_empty_value)
+            prev = t
+            yield t
 
 
 def read_posteriors(scp: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -42,6 +42,24 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 @contextmanager
+def atomic_open(path: str | os.PathLike[str]) -> Iterator:
+    """A text file (UTF-8) to write line by line that appears under ``path``, complete, only
+    when the block ends without an error (for outputs too large to build as one string)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextmanager
 def atomic_ark_writer(ark: Path, scp: Path) -> Iterator:
     """A kaldiio ``ark,scp`` writer whose two files appear, complete, only when the block ends
     without an error (written as ``*.tmp``, the scp pointed at the final ark, then renamed)."""

@@ -3,6 +3,8 @@
 
 hama: words go through the encoder's G2P once each and are memoised in a shared lexicon file.
 Other encoders (``hf:<dir>``) write text with their own tokenizer; ``--lexicon`` is not used.
+The text is streamed, not read whole (as large as librispeech-lm-norm's 40 M sentences): a bad
+line of it stops the run with its ``file:line`` and no units file is written.
 Rules for bad input: an utterance whose transcript is empty or yields no unit is skipped,
 listed in ``<out>/units.skipped`` with the reason, and counted in the log. A character the
 encoder's vocabulary cannot write follows ``--oov``: ``drop`` (default; counted per character
@@ -16,8 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
-from tasu.data import DataDir, DataError
-from tasu.fileio import atomic_write_text
+from tasu.data import DataError, location, stream_table
+from tasu.fileio import atomic_open
 from tasu.units import text_words
 
 log = logging.getLogger("tasu.make_units")
@@ -35,10 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
 
-    try:
-        dd = DataDir.load(args.data, require=("text",))
-    except DataError as e:
-        log.error("%s", e)
+    text_path = args.data / "text"
+    if not text_path.is_file():
+        log.error("%srequired file is missing", location(text_path))
         return 1
     from tasu.encoders import build_encoder, parse_spec
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     if not hama:
-        return encoder_units(enc, dd, args)
+        return encoder_units(enc, text_path, args)
     try:
         g2p = enc.g2p  # reads the lexicon
     except UnicodeDecodeError as e:
@@ -65,57 +66,70 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # "<lexicon>:<line>: expected ..."
         log.error("%s (delete the file to rebuild the lexicon)", e)
         return 1
-    words = {w for t in dd.text.values() for w in text_words(t)}
+    try:
+        words = {w for t in stream_table(text_path) for w in text_words(t.value)}
+    except DataError as e:
+        log.error("%s", e)
+        return 1
     n_new = g2p.add_words(words, progress=True, nj=args.nj)
     log.info("%s: %d distinct words, %d new to the lexicon %s", args.data, len(words), n_new, args.lexicon)
     if g2p.unknown_symbols:
         log.warning("G2P symbols outside the %s inventory were dropped: %s", args.encoder,
                     ", ".join(f"{s!r} x{n}" for s, n in sorted(g2p.unknown_symbols.items())))
-    units, skipped = {}, []
-    for uid, text in dd.text.items():
+
+    def units(uid: str, text: str) -> tuple[str | None, str]:
         u = g2p.sentence_units(text)
         if not text_words(text):
-            skipped.append(f"{uid} empty transcript after normalisation")
-        elif not u:
-            skipped.append(f"{uid} G2P yields no unit for: {text}")
-        else:
-            units[uid] = " ".join(u)
-    return write_units(units, skipped, args)
+            return None, "empty transcript after normalisation"
+        return (" ".join(u), "") if u else (None, f"G2P yields no unit for: {text}")
+
+    return write_units(text_path, units, args)
 
 
-def encoder_units(enc, dd: DataDir, args: argparse.Namespace) -> int:
+def encoder_units(enc, text_path: Path, args: argparse.Namespace) -> int:
     """Units from the encoder's own text -> units (its tokenizer), by the ``--oov`` policy."""
     if args.lexicon is not None:
         log.info("%s: --lexicon %s is not used (the encoder's tokenizer writes the units)", args.encoder, args.lexicon)
-    units, skipped = {}, []
-    for uid, text in dd.text.items():
-        try:
-            u = enc.text_to_units(text)
-        except ValueError as e:  # oov=fail: the character and its position
-            log.error("%sutterance %s: %s", dd.where("text", uid), uid, e)
-            return 1
+
+    def units(uid: str, text: str) -> tuple[str | None, str]:
+        u = enc.text_to_units(text)  # oov=fail: ValueError naming the character and its position
         if not text.strip():
-            skipped.append(f"{uid} empty transcript")
-        elif not u:
-            skipped.append(f"{uid} the {args.encoder} vocabulary writes no unit of: {text}")
-        else:
-            units[uid] = " ".join(u)
+            return None, "empty transcript"
+        return (" ".join(u), "") if u else (None, f"the {args.encoder} vocabulary writes no unit of: {text}")
+
+    rc = write_units(text_path, units, args)
     counts = getattr(enc, "oov_counts", {})
     if counts:
         log.warning("%s: characters outside the %s vocabulary were %s (oov=%s): %s", args.data, args.encoder,
                     "mapped" if args.oov == "map" else "dropped", args.oov,
                     ", ".join(f"{c!r} x{n}" for c, n in sorted(counts.items())))
-    return write_units(units, skipped, args)
+    return rc
 
 
-def write_units(units: dict[str, str], skipped: list[str], args: argparse.Namespace) -> int:
-    """``<out>/units`` and ``<out>/units.skipped``; 1 when no utterance has units."""
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "units", "".join(f"{k} {v}\n" for k, v in units.items()))
-    atomic_write_text(args.out / "units.skipped", "".join(s + "\n" for s in skipped))
-    log.info("%s: wrote units for %d utterances, skipped %d (see %s)", args.data, len(units),
-             len(skipped), args.out / "units.skipped")
-    if not units:
+def write_units(text_path: Path, units, args: argparse.Namespace) -> int:
+    """``<out>/units`` and ``<out>/units.skipped`` from ``units(uid, text) -> (units or None,
+    why skipped)`` over the streamed text, each file complete or not there; 1 when no utterance
+    has units or a line of the text is bad."""
+    n_units, n_skipped = 0, 0
+    try:
+        with atomic_open(args.out / "units") as fu, atomic_open(args.out / "units.skipped") as fs:
+            for t in stream_table(text_path):
+                try:
+                    u, why = units(t.key, t.value)
+                except ValueError as e:  # oov=fail
+                    raise DataError(f"{location(text_path, t.line)}utterance {t.key}: {e}") from None
+                if u is None:
+                    fs.write(f"{t.key} {why}\n")
+                    n_skipped += 1
+                else:
+                    fu.write(f"{t.key} {u}\n")
+                    n_units += 1
+    except DataError as e:
+        log.error("%s", e)
+        return 1
+    log.info("%s: wrote units for %d utterances, skipped %d (see %s)", args.data, n_units,
+             n_skipped, args.out / "units.skipped")
+    if not n_units:
         log.error("%s: no utterance of %s yields any unit; nothing to train or score on", args.data,
                   args.data / "text")
         return 1

@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 from tasu.data import write_data_dir
-from tasu.fileio import atomic_write_text
+from tasu.fileio import atomic_open, atomic_write_text
 from tasu.textnorm import HeldoutFilter
 
 log = logging.getLogger("data_prep")
@@ -86,18 +86,29 @@ def read_set(set_dir: Path) -> tuple[dict[str, str], dict[str, str], dict[str, s
     return wav, text, spk
 
 
-def read_lm_text(path: Path, heldout: HeldoutFilter, start: int = 0) -> tuple[dict[str, str], int]:
-    """Lines of the LM text as ``{id: sentence}``; held-out sentences dropped and counted."""
-    out, dropped = {}, 0
-    for n, line in enumerate(read_lines(path), 1):
-        s = " ".join(line.split())
-        if not s:
-            continue
-        if heldout.hits(s):
-            dropped += 1
-            continue
-        out[f"lm-{start + n:09d}"] = s
-    return out, dropped
+def write_lm_text(path: Path, heldout: HeldoutFilter, out: Path) -> tuple[int, int]:
+    """The LM text's lines as ``<out>/text`` (``lm-<line number>`` ids, in sorted order), streamed:
+    librispeech-lm-norm.txt has 40 M lines. Held-out sentences are dropped and counted; blank
+    lines are passed over. Returns (kept, dropped); the file appears only when complete."""
+    kept = dropped = 0
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read: {e.strerror or e}") from None
+    with f, atomic_open(out / "text") as w:
+        for n, raw in enumerate(f, 1):
+            try:
+                s = " ".join(raw.decode("utf-8").split())
+            except UnicodeDecodeError:
+                raise CorpusError(f"{path}:{n}: not valid UTF-8") from None
+            if not s:
+                continue
+            if heldout.hits(s):
+                dropped += 1
+                continue
+            w.write(f"lm-{n:09d} {s}\n")
+            kept += 1
+    return kept, dropped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,10 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             heldout = HeldoutFilter()
             for s in args.heldout_sets:
                 heldout.add((texts[s] if s in texts else read_set(args.corpus / s))[1].values())
-            lm, dropped = read_lm_text(args.lm_text, heldout)
-            write_data_dir(args.data / args.lm_name, text=lm)
+            kept, dropped = write_lm_text(args.lm_text, heldout, args.data / args.lm_name)
             atomic_write_text(args.data / args.lm_name / "dropped", f"{dropped} lines held out (dev/test sentences)\n")
-            log.info("%s: %d sentences, %d dropped as held-out (%s)", args.lm_text, len(lm), dropped,
+            log.info("%s: %d sentences, %d dropped as held-out (%s)", args.lm_text, kept, dropped,
                      " ".join(args.heldout_sets) or "no held-out sets given")
     except (CorpusError, OSError) as e:
         log.error("%s", e)
