@@ -83,6 +83,10 @@ class OptimConfig:
     max_steps: int = 1100
     batch_size: int = 8           # sentences per update, over all ranks and micro-batches
     grad_accum: int = 1           # micro-batches per rank per update (batch_size / (ranks * grad_accum) each)
+    # > 0: batches bounded by size, as ESPnet's batch_bins and lhotse's max_duration: a batch holds
+    # at most this many padded positions (examples x the longest one's units + answer tokens),
+    # batch_size at most; 0: always batch_size sentences. Text-only sentences only.
+    max_batch_positions: int = 0
     grad_clip: float = 1.0
 
 
@@ -135,6 +139,10 @@ class TrainConfig:
     # the LM prior cannot guess those, so the model must read the speech.
     shuffle_words: float = 0.15
     word_lists: WordListConfig = field(default_factory=WordListConfig)
+    # Training text: 0 holds the text-only examples in memory (about 0.14 GB per million words);
+    # N converts the units and text tables once into shards of N examples under <expdir>/shards
+    # and reads one shard at a time (tasu.shards), for text that does not fit in memory.
+    shard_size: int = 0
     # Noise curriculum: simulation noise grows linearly from 0 to its configured level
     # over this many steps (0: full noise from the start).
     noise_warmup_steps: int = 200

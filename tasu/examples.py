@@ -170,16 +170,46 @@ class WordLists:
 
 
 def length_batches(examples: Sequence[TextExample], batch_size: int, rng: random.Random,
-                   bucket: int = 50) -> Iterator[list[TextExample]]:
+                   bucket: int = 50, max_positions: int = 0) -> Iterator[list[TextExample]]:
     """Endless shuffled batches of similar length (little padding), epoch after epoch."""
     if not examples:
         raise ValueError("no examples to draw batches from")
     while True:
-        order = list(examples)
-        rng.shuffle(order)
-        batches = []
-        for i in range(0, len(order), batch_size * bucket):
-            chunk = sorted(order[i:i + batch_size * bucket], key=lambda e: e.length)
+        yield from epoch_batches(examples, batch_size, rng, bucket, max_positions)
+
+
+def positions(e: TextExample) -> int:
+    """What an example puts through the LLM besides the prompt: its rows and its answer tokens."""
+    return e.length + len(e.answer_ids)
+
+
+def epoch_batches(examples: Sequence[TextExample], batch_size: int, rng: random.Random,
+                  bucket: int = 50, max_positions: int = 0) -> list[list[TextExample]]:
+    """One epoch of ``examples`` in shuffled batches: shuffled, cut into buckets of
+    ``batch_size * bucket`` sorted by length, batched, the batches shuffled.
+
+    ``max_positions`` > 0: a batch also ends before its size x its longest example's
+    :func:`positions` would pass this (an example longer than that makes a batch by itself),
+    so batches of short sentences are larger than those of long ones, up to ``batch_size``.
+    """
+    order = list(examples)
+    rng.shuffle(order)
+    batches = []
+    for i in range(0, len(order), batch_size * bucket):
+        chunk = sorted(order[i:i + batch_size * bucket], key=lambda e: e.length)
+        if not max_positions:
             batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
-        rng.shuffle(batches)
-        yield from batches
+            continue
+        cur: list[TextExample] = []
+        longest = 0
+        for e in chunk:
+            n = positions(e)
+            if cur and (len(cur) == batch_size or (len(cur) + 1) * max(longest, n) > max_positions):
+                batches.append(cur)
+                cur, longest = [], 0
+            cur.append(e)
+            longest = max(longest, n)
+        if cur:
+            batches.append(cur)
+    rng.shuffle(batches)
+    return batches

@@ -23,6 +23,7 @@ import random
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def micro_batches(batch: Sequence, n: int) -> list[list]:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: SpeechLLM, simulator: PosteriorSimulator,
-                 train: list[TextExample], dev: list[TextExample], expdir: Path,
+                 train: Sequence[TextExample], dev: list[TextExample], expdir: Path,
                  dist: DistContext | None = None, paired: Sequence[TextExample] = (),
                  word_lists: WordLists | None = None) -> None:
         self.cfg, self.model, self.sim = cfg, model, simulator
@@ -83,6 +84,11 @@ class Trainer:
             raise ValueError(f"word_lists.share must lie in [0, 1], got {cfg.word_lists.share}")
         if cfg.word_lists.share and word_lists is None:
             raise ValueError(f"word_lists.share={cfg.word_lists.share} but no lexicon was given to draw words from")
+        if o.max_batch_positions < 0:
+            raise ValueError(f"optim.max_batch_positions must be >= 0, got {o.max_batch_positions}")
+        if o.max_batch_positions and (self.n_paired or cfg.word_lists.share):
+            raise ValueError("optim.max_batch_positions bounds batches of text-only sentences; with paired_ratio "
+                             "or word_lists each batch holds a fixed number of those: set it to 0")
         if self.n_paired + self.n_word_lists < o.batch_size and not train:
             raise ValueError(f"paired_ratio={cfg.paired_ratio} leaves text-only examples in each batch, "
                              "but there are none")
@@ -179,7 +185,11 @@ class Trainer:
         n_text = o.batch_size - self.n_paired
         n_lists = self.n_word_lists
         n_sent = n_text - n_lists
-        text = length_batches(self.train_set, n_sent, random.Random(seed)) if n_sent else None
+        text = None
+        if n_sent:  # in memory, or a ShardedExamples (tasu.shards) that draws shard by shard
+            draw = getattr(self.train_set, "batches", None)
+            text = (draw or partial(length_batches, self.train_set))(n_sent, random.Random(seed),
+                                                                      max_positions=o.max_batch_positions)
         paired = length_batches(self.paired, self.n_paired, random.Random(seed + 1)) if self.n_paired else None
         lists_rng = random.Random(seed + 2)
         while True:

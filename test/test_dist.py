@@ -72,3 +72,18 @@ def test_a_batch_that_does_not_split_evenly_is_refused(tiny_units):
     assert r.returncode == 1
     assert "optim.batch_size=4 must be a multiple of ranks x optim.grad_accum = 1 x 3" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_sharded_text_trains_alike_on_one_process_and_two_ranks(tiny_units):
+    """shard_size: rank 0 converts the text into shards, every rank draws the same batches from them."""
+    one, two = tiny_units / "shards_1", tiny_units / "shards_2"
+    r = run(train_cmd(tiny_units, one, OVERRIDES + ["shard_size=4"]))
+    man = json.loads((one / "shards" / "shards.json").read_text())
+    assert man["n_examples"] == 10 and man["sizes"] == [4, 4, 2]
+    assert "10 examples of" in r.stderr and "in 3 shards of up to 4" in r.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"]
+    run(train_cmd(tiny_units, two, OVERRIDES + ["shard_size=4"], launcher=torchrun))
+    assert_same_training(one, two)
+    r = subprocess.run(train_cmd(tiny_units, tiny_units / "shards_mt", OVERRIDES + ["shard_size=4", "tasks=[asr]"]),
+                       cwd=TOP, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and "multi-task training" in r.stderr and "Traceback" not in r.stderr

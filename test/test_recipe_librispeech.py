@@ -27,20 +27,24 @@ def parts(tmp_path_factory):
 def test_librispeech_recipe_end_to_end(parts):
     recipe, ctc, llm = parts
     (recipe / "conf" / "decode_tiny.yaml").write_text("base: decode.yaml\nmax_new_tokens: 6\nnum_beams: 2\n")
-    over = tiny_train_args(llm, dev_utts=4)
+    # the sharded-text variant (conf/tuning/train_lm_text.yaml: the paper's config + shard_size)
+    # in shards of 4 of the 10 transcripts, so that the recipe's stage 2 reads its text shard by shard
+    over = tiny_train_args(llm, dev_utts=4) + " --override shard_size=4"
     env = {**os.environ, "LIBRISPEECH": str(FIXTURE), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     res = subprocess.run(
         ["./run.sh", "--stage", "0", "--stop_stage", "5", "--encoder", f"hf:{ctc}",
          "--train_set", "train_small", "--valid_set", "dev_clean_2", "--test_sets", "dev_clean_2",
          "--local_data_opts", "--train_sets dev-clean-2 --speech_sets dev-clean-2 --train_name train_small",
-         "--decode_config", "conf/decode_tiny.yaml", "--train_args", over],
+         "--decode_config", "conf/decode_tiny.yaml", "--train_config", "conf/tuning/train_lm_text.yaml",
+         "--train_args", over],
         cwd=recipe, env=env, capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, f"{res.stdout[-4000:]}\n{res.stderr[-6000:]}"
     exp = next((recipe / "exp").glob("tasu_train_*"))
     cfg = (exp / "config.yaml").read_text()
     # the recipe's configuration reached the model: frozen LLM, the reference's prompt and schedule
     assert "finetune: none" in cfg and "请识别语音并转写为英文" in cfg and "lr: 5.0e-05" in cfg
-    assert "step 2 loss" in (exp / "train.log").read_text()
+    assert "step 2 loss" in (exp / "train.log").read_text() and "shard_size: 4" in cfg
+    assert json.loads((exp / "shards" / "shards.json").read_text())["sizes"] == [4, 4, 2]
     score = json.loads((exp / "decode_dev_clean_2" / "score.json").read_text())
     assert score["n_utts"] == 10 and score["n_ref_words"] > 100  # all ten scored against the real transcripts
     assert "| dev_clean_2 | 10 |" in (recipe / "RESULTS.md").read_text()

@@ -212,3 +212,35 @@ def test_batches_hold_the_configured_share_of_word_lists(tmp_path):
         assert len(b) == 8 and sum(e.uid.startswith("wordlist-") for e in b) == 2
     tr.run()  # trains on the mix
     assert tr.step == 3
+
+
+def test_batches_bounded_by_positions_hold_every_example_once_an_epoch(tmp_path):
+    import random
+
+    from tasu.examples import epoch_batches, positions
+
+    rng = np.random.default_rng(1)
+    exs = [TextExample(f"e{i:03d}", np.zeros(int(rng.integers(1, 40)), dtype=np.int64),
+                       tuple(range(int(rng.integers(1, 10))))) for i in range(200)]
+    exs.append(TextExample("long", np.zeros(300, dtype=np.int64), (1, 2)))
+    bs = epoch_batches(exs, 16, random.Random(0), bucket=4, max_positions=120)
+    assert sorted(e.uid for b in bs for e in b) == sorted(e.uid for e in exs)
+    for b in bs:
+        assert len(b) <= 16 and (len(b) * max(positions(e) for e in b) <= 120 or len(b) == 1)
+    assert [len(b) for b in bs if b[0].uid == "long"] == [1]  # longer than the bound: a batch by itself
+    sizes = [len(b) for b in bs]
+    assert max(sizes) >= 8 and min(sizes) <= 3  # short sentences batch larger than long ones
+    assert sorted(len(b) for b in epoch_batches(exs, 16, random.Random(0), bucket=4)) == [9] + [16] * 12
+    t = trainer(tmp_path / "t", bad_calls=set(), max_steps=2)
+    from tasu.config import WordListConfig
+
+    cfg = TrainConfig(optim=OptimConfig(max_steps=2, batch_size=4, max_batch_positions=40),
+                      word_lists=WordListConfig(share=0.5))
+    with pytest.raises(ValueError, match="max_batch_positions bounds batches of text-only sentences"):
+        Trainer(cfg, t.model, t.sim, t.train_set, [], tmp_path / "wl", word_lists=object())
+    cfg = TrainConfig(optim=OptimConfig(max_steps=2, batch_size=8, warmup_steps=1, max_batch_positions=20),
+                      log_interval=1)
+    tr = Trainer(cfg, t.model, t.sim, t.train_set, [], tmp_path / "pos")  # 8 examples of 5 units + 3 tokens
+    assert [len(next(tr.batches())) for _ in range(1)] == [2]
+    tr.run()
+    assert tr.step == 2

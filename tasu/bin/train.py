@@ -100,10 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     from tasu.simulate import PosteriorSimulator
     from tasu.train import Trainer, prepare
 
+    sharded = cfg.shard_size > 0  # the training text is streamed into shards (tasu.shards), not read whole
+    if sharded and cfg.tasks:
+        log.error("shard_size=%d: sharded training text is text-only transcription; multi-task training "
+                  "(tasks: %s) reads its answer files whole: set shard_size: 0", cfg.shard_size, cfg.tasks)
+        return 1
     try:
-        train_text = DataDir.load(args.train_data, require=("text",)).text
+        train_text = {} if sharded else DataDir.load(args.train_data, require=("text",)).text
         dev_text = DataDir.load(args.dev_data, require=("text",)).text if args.dev_data else {}
-        train_units = read_kv(args.train_units)
+        train_units = {} if sharded else read_kv(args.train_units)
         dev_units = read_kv(args.dev_units) if args.dev_units else {}
         paired_text = DataDir.load(args.paired_data, require=("text",)).text if args.paired_data else {}
         paired_feats = read_posteriors(args.paired_feats) if args.paired_feats else {}
@@ -163,6 +168,19 @@ def main(argv: list[str] | None = None) -> int:
                                      task.target, str(args.train_units))
             log.info("task %s: %d examples (answers from %s)", task.name, len(exs), args.train_data / task.target)
             train += exs
+    elif sharded:
+        from tasu.shards import ShardedExamples, build_shards
+
+        shard_dir = args.expdir / "shards"
+        try:
+            if ctx.is_main:  # one rank converts; the others wait and read the same shards
+                build_shards(args.train_units, args.train_data / "text", inv, tok, model.template.eos_id,
+                             shard_dir, cfg.shard_size)
+            ctx.barrier()
+            train = ShardedExamples(shard_dir)
+        except (DataError, ValueError) as e:
+            log.error("%s", e)
+            return 1
     else:
         train = make_examples(train_units, train_text, inv, tok, model.template.eos_id, str(args.train_units))
     dev = make_examples(dev_units, dev_text, inv, tok, model.template.eos_id, str(args.dev_units)) if dev_units else []
@@ -193,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         log.info("word lists: %d words of %s, %d-%d a list, %.0f%% of each batch's text-only examples",
                  len(word_lists.words), args.lexicon, wl.min_words, wl.max_words, 100 * wl.share)
-    active = sorted({int(i) for e in train for i in e.unit_ids} | (word_lists.units() if word_lists else set()))
+    used = train.active_units if sharded else {int(i) for e in train for i in e.unit_ids}
+    active = sorted(used | (word_lists.units() if word_lists else set()))
     sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
