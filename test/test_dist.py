@@ -87,3 +87,10 @@ def test_sharded_text_trains_alike_on_one_process_and_two_ranks(tiny_units):
     r = subprocess.run(train_cmd(tiny_units, tiny_units / "shards_mt", OVERRIDES + ["shard_size=4", "tasks=[asr]"]),
                        cwd=TOP, capture_output=True, text=True, timeout=600)
     assert r.returncode == 1 and "multi-task training" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_negative_shard_size_is_refused_before_loading_anything(tiny_units):
+    r = subprocess.run(train_cmd(tiny_units, tiny_units / "shards_neg", OVERRIDES + ["shard_size=-1"]), cwd=TOP,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and "shard_size must be 0" in r.stderr and "Traceback" not in r.stderr
+    assert not (tiny_units / "shards_neg" / "config.yaml").exists()

@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     from tasu.simulate import PosteriorSimulator
     from tasu.train import Trainer, prepare
 
+    if cfg.shard_size < 0:
+        log.error("shard_size must be 0 (the training text in memory) or a number of examples, got %d",
+                  cfg.shard_size)
+        return 1
     sharded = cfg.shard_size > 0  # the training text is streamed into shards (tasu.shards), not read whole
     if sharded and cfg.tasks:
         log.error("shard_size=%d: sharded training text is text-only transcription; multi-task training "
