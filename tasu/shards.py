@@ -13,7 +13,8 @@ of N examples under ``<expdir>/shards``, and draws its batches a shard at a time
 
 Batches are drawn as from the whole set (:func:`tasu.examples.epoch_batches`: shuffle, length
 buckets), but within one shard, shards in a new random order each epoch; every example is seen
-once per epoch. Memory: one shard as examples (about 1.3 kB each) plus its arrays.
+once per epoch. Memory: one shard as examples plus its arrays (measured: +0.55 GB of peak RSS
+with shards of 200 000 sentences, against +6.0 GB for 39 M words held whole).
 """
 from __future__ import annotations
 
