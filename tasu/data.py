@@ -79,16 +79,25 @@ class TableLine:
     raw: str
 
 
-def _read_text_file(path: Path) -> str:
-    """Read ``path`` as strict UTF-8, mapping every failure to a DataError."""
+def _open_table(path: Path):
+    """``path`` opened for binary reading; a missing, directory or unreadable file is a DataError."""
     try:
-        data = path.read_bytes()
+        return path.open("rb")
     except FileNotFoundError:
         raise DataError(f"{location(path)}file does not exist") from None
     except IsADirectoryError:
         raise DataError(f"{location(path)}is a directory, expected a table file") from None
     except OSError as e:
         raise DataError(f"{location(path)}cannot read file: {e.strerror or e}") from None
+
+
+def _read_text_file(path: Path) -> str:
+    """Read ``path`` as strict UTF-8, mapping every failure to a DataError."""
+    with _open_table(path) as f:
+        try:
+            data = f.read()
+        except OSError as e:
+            raise DataError(f"{location(path)}cannot read file: {e.strerror or e}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -163,16 +172,8 @@ def stream_table(path: str | os.PathLike[str], *, allow_empty_value: bool = Fals
     bad line is reached (lines before it have been yielded).
     """
     p = Path(path)
-    try:
-        f = p.open("rb")
-    except FileNotFoundError:
-        raise DataError(f"{location(p)}file does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{location(p)}is a directory, expected a table file") from None
-    except OSError as e:
-        raise DataError(f"{location(p)}cannot read file: {e.strerror or e}") from None
     prev: TableLine | None = None
-    with f:
+    with _open_table(p) as f:
         for n, data in enumerate(f, start=1):
             try:
                 raw = data.decode("utf-8")
