@@ -33,6 +33,8 @@ __all__ = [
     "score_metric",
     "ScoreResult",
     "UttScore",
+    "CountBin",
+    "errors_by_count",
     "read_text",
     "score_texts",
 ]
@@ -215,6 +217,57 @@ def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str],
         char_ins=chars.insertions,
         details=details,
     )
+
+
+@dataclass(frozen=True)
+class CountBin:
+    """Reference words whose count in a training text falls in ``[low, high)`` (``high`` None: no
+    bound), and how many of them the hypotheses got wrong (substituted or deleted)."""
+
+    low: int
+    high: int | None
+    n_words: int
+    n_wrong: int
+
+    @property
+    def label(self) -> str:
+        """``0``, ``1-9``, ``100+``: the counts the bin holds."""
+        if self.high is None:
+            return f"{self.low}+"
+        return str(self.low) if self.high == self.low + 1 else f"{self.low}-{self.high - 1}"
+
+    @property
+    def error_rate(self) -> float:
+        """Percent of the bin's reference words that are wrong (0 for an empty bin)."""
+        return 100.0 * self.n_wrong / self.n_words if self.n_words else 0.0
+
+
+def errors_by_count(result: ScoreResult, counts: Mapping[str, int],
+                    edges: Sequence[int] = (0, 1, 10, 100)) -> list[CountBin]:
+    """Word errors of a scored set by how often each reference word occurs in a training text.
+
+    ``counts``: normalised word -> occurrences (words absent count 0); ``edges``: the bins' lower
+    bounds, ascending from 0 (``(0, 1, 10, 100)``: 0, 1-9, 10-99, 100+). A reference word is
+    wrong when the alignment substitutes or deletes it; insertions belong to no reference word
+    and are left out, so the bins' rates need not add up to the WER. This is the table that says
+    whether a model misreads the words it has rarely read (the vocabulary) or all of them (the
+    acoustics).
+    """
+    edges = list(edges)
+    if not edges or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"count bin edges must start at 0 and rise: {edges}")
+    words = [0] * len(edges)
+    wrong = [0] * len(edges)
+    for utt in result.details:
+        for op, ref, _ in utt.ops:
+            if op == "I":
+                continue
+            n = counts.get(ref, 0)
+            i = max(k for k, e in enumerate(edges) if n >= e)
+            words[i] += 1
+            wrong[i] += op != "C"
+    highs = edges[1:] + [None]
+    return [CountBin(lo, hi, w, x) for lo, hi, w, x in zip(edges, highs, words, wrong)]
 
 
 # ---------------------------------------------------------------------------

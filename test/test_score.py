@@ -293,3 +293,51 @@ def test_cli_help() -> None:
     proc = _cli("--help")
     assert proc.returncode == 0
     assert "--results-md" in proc.stdout and "score.json" in proc.stdout
+
+
+# --- errors by training count -------------------------------------------------
+
+
+def test_errors_by_count_hand_computed() -> None:
+    from tasu.score import errors_by_count
+
+    result = score_texts({"u": "The cat sat on the mat"}, {"u": "the cat sit on the extra"})
+    # alignment: the C, cat C, sat->sit S, on C, the C, mat->extra S
+    counts = {"the": 500, "cat": 12, "sat": 3, "on": 200}  # "mat" never seen
+    bins = errors_by_count(result, counts)
+    assert [(b.label, b.n_words, b.n_wrong) for b in bins] == [
+        ("0", 1, 1), ("1-9", 1, 1), ("10-99", 1, 0), ("100+", 3, 0)]
+    assert bins[1].error_rate == 100.0 and bins[3].error_rate == 0.0
+
+    result = score_texts({"u": "a b c"}, {"u": "a x b"})  # c deleted, x inserted: insertions in no bin
+    bins = errors_by_count(result, {"a": 1, "b": 1, "c": 1}, edges=(0, 2))
+    assert [(b.label, b.n_words, b.n_wrong) for b in bins] == [("0-1", 3, 1), ("2+", 0, 0)]
+    assert bins[1].error_rate == 0.0  # an empty bin is not a division by zero
+
+    for bad in ((), (1, 10), (0, 10, 10), (0, 5, 2)):
+        with pytest.raises(ValueError, match="start at 0 and rise"):
+            errors_by_count(result, {}, edges=bad)
+
+
+def test_errors_by_count_cli(tmp_path: Path, capsys) -> None:
+    from tasu.bin.errors_by_count import main as errors_main
+
+    train = _write(tmp_path / "train" / "text", "t1 The cat sat.\nt2 the CAT\nt3 a dog\n")
+    ref = _write(tmp_path / "test" / "text", "u1 the cat sat\nu2 a dog barked\n")
+    hyp = _write(tmp_path / "decode" / "text", "u1 the cat set\nu2 a dog barked\n")
+    out = tmp_path / "decode" / "errors_by_count.md"
+    assert errors_main(["--train_text", str(train), "--ref", str(ref), "--hyp", str(hyp),
+                        "--edges", "0", "1", "2", "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text == capsys.readouterr().out
+    assert "(7 words, 5 distinct)" in text  # counted after normalisation: "CAT" and "cat." are "cat"
+    # bins: barked (0, right); sat (1, wrong), a, dog (1, right); the, cat (2, right)
+    assert "| 0 | 1 | 16.7 % | 0.0 % |" in text
+    assert "| 1 | 3 | 50.0 % | 33.3 % |" in text
+    assert "| 2+ | 2 | 33.3 % | 0.0 % |" in text
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"t1 fine\nt2 caf\xe9\n")
+    assert errors_main(["--train_text", str(bad), "--ref", str(ref), "--hyp", str(hyp)]) == 1
+    assert f"{bad}:2" in capsys.readouterr().err
+    assert errors_main(["--train_text", str(tmp_path / "none"), "--ref", str(ref), "--hyp", str(hyp)]) == 1
