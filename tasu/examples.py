@@ -54,6 +54,19 @@ def shuffle_words(ex: TextExample, wb_id: int | None, tokenizer, eos_id: int,
     return TextExample(ex.uid, ids, ans, text, template=ex.template)
 
 
+def answer_ids(tokenizer, texts: Sequence[str], eos_id: int) -> list[tuple[int, ...]]:
+    """Answer tokens + end token of each text, in one tokenizer call: a fast (Rust) tokenizer
+    encodes a list about 2.3 times faster than one text at a time (SmolLM2's, 2 cores)."""
+    if not texts:
+        return []
+    return [tuple(ids) + (eos_id,) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def unit_ids(units: str, index: Mapping[str, int]) -> np.ndarray:
+    """A units string as inventory ids; an unknown unit raises ``KeyError(unit)``."""
+    return np.array([index[x] for x in units.split()], dtype=np.int64)
+
+
 def check_units(units: dict[str, str], text: dict[str, str], inventory: UnitInventory, path: Path) -> None:
     """Every utterance of a units file has a transcript and only inventory units; errors say
     ``file:line`` (checked before the LLM is loaded)."""
@@ -74,17 +87,16 @@ def make_examples(units: dict[str, str], text: dict[str, str], inventory: UnitIn
                   tokenizer, eos_id: int, source: str = "units") -> list[TextExample]:
     """Pair unit strings with answer tokens; unknown units are an error naming the utterance."""
     index = inventory.index()
-    out = []
+    ids = []
     for uid, u in units.items():
         if uid not in text:
             raise ValueError(f"{source}: utterance {uid} has units but no transcript")
         try:
-            ids = np.array([index[x] for x in u.split()], dtype=np.int64)
+            ids.append(unit_ids(u, index))
         except KeyError as e:
             raise ValueError(f"{source}: utterance {uid}: unit {e.args[0]!r} is not in the inventory") from None
-        ans = tuple(tokenizer(text[uid], add_special_tokens=False)["input_ids"]) + (eos_id,)
-        out.append(TextExample(uid, ids, ans, text[uid]))
-    return out
+    answers = answer_ids(tokenizer, [text[uid] for uid in units], eos_id)
+    return [TextExample(uid, i, a, text[uid]) for uid, i, a in zip(units, ids, answers)]
 
 
 def make_paired_examples(feats: dict[str, np.ndarray], text: dict[str, str], n_units: int,
@@ -95,15 +107,15 @@ def make_paired_examples(feats: dict[str, np.ndarray], text: dict[str, str], n_u
     the caller logs their count). Posteriors of another width than the inventory, or
     without a transcript, are errors naming the utterance.
     """
-    out = []
     for uid, m in feats.items():
         if uid not in text:
             raise ValueError(f"{source}: utterance {uid} has posteriors but no transcript")
         if m.ndim != 2 or m.shape[1] != n_units or m.shape[0] == 0:
             raise ValueError(f"{source}: utterance {uid}: posteriors of shape {tuple(m.shape)}, "
                              f"expected [frames > 0, {n_units}] (the encoder's inventory)")
-        ans = tuple(tokenizer(text[uid], add_special_tokens=False)["input_ids"]) + (eos_id,)
-        out.append(TextExample(uid, np.zeros(0, dtype=np.int64), ans, text[uid], np.asarray(m, dtype=np.float32)))
+    answers = answer_ids(tokenizer, [text[uid] for uid in feats], eos_id)
+    out = [TextExample(uid, np.zeros(0, dtype=np.int64), a, text[uid], np.asarray(m, dtype=np.float32))
+           for (uid, m), a in zip(feats.items(), answers)]
     return out, sorted(set(text) - set(feats))
 
 

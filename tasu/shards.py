@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tasu.data import DataError, location, stream_table
-from tasu.examples import TextExample, epoch_batches
+from tasu.examples import TextExample, answer_ids, epoch_batches, unit_ids
 from tasu.fileio import atomic_write_bytes, atomic_write_text
 from tasu.units import UnitInventory
 
@@ -61,7 +61,7 @@ def _flat(parts: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
     return flat, off
 
 
-def _write_shard(path: Path, uids: list[str], units: list[np.ndarray], answers: list[list[int]],
+def _write_shard(path: Path, uids: list[str], units: list[np.ndarray], answers: list[tuple[int, ...]],
                  texts: list[str], unit_dtype) -> None:
     import io
 
@@ -121,30 +121,35 @@ def build_shards(units: Path, text: Path, inventory: UnitInventory, tokenizer, e
     sizes: list[int] = []
     active: set[int] = set()
     n_ex = n_units = n_tok = 0
-    batch: tuple[list, list, list, list] = ([], [], [], [])
+    uids: list[str] = []
+    ids: list[np.ndarray] = []
+    sents: list[str] = []
 
     def flush() -> None:
-        if not batch[0]:
+        nonlocal n_tok
+        if not uids:
             return
+        answers = answer_ids(tokenizer, sents, eos_id)  # the shard's text in one call
+        n_tok += sum(map(len, answers))
         name = f"shard{len(names):06d}.npz"
-        _write_shard(outdir / name, *batch, unit_dtype)
+        _write_shard(outdir / name, uids, ids, answers, sents, unit_dtype)
         names.append(name)
-        sizes.append(len(batch[0]))
-        for part in batch:
+        sizes.append(len(uids))
+        for part in (uids, ids, sents):
             part.clear()
 
     for uid, ustr, sent, line in joined_lines(units, text):
         try:
-            ids = np.array([index[x] for x in ustr.split()], dtype=np.int64)
+            u = unit_ids(ustr, index)
         except KeyError as e:
             raise DataError(f"{location(units, line)}utterance {uid!r}: unit {e.args[0]!r} is not in the "
                             f"inventory of the encoder ({inventory.size} units)") from None
-        ans = tokenizer(sent, add_special_tokens=False)["input_ids"] + [eos_id]
-        active.update(np.unique(ids).tolist())
-        for part, x in zip(batch, (uid, ids, ans, sent)):
-            part.append(x)
-        n_ex, n_units, n_tok = n_ex + 1, n_units + len(ids), n_tok + len(ans)
-        if len(batch[0]) == shard_size:
+        active.update(np.unique(u).tolist())
+        uids.append(uid)
+        ids.append(u)
+        sents.append(sent)
+        n_ex, n_units = n_ex + 1, n_units + len(u)
+        if len(uids) == shard_size:
             flush()
     flush()
     if not n_ex:

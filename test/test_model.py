@@ -11,11 +11,14 @@ V, D = 12, 32
 
 
 class ToyTokenizer:
-    """Characters as tokens, enough to render a prompt template."""
+    """Characters as tokens, enough to render a prompt template; a list of texts is encoded
+    text by text, as an HF tokenizer does."""
     chat_template = None
     eos_token_id = 2
 
     def __call__(self, s, add_special_tokens=False):
+        if isinstance(s, list):
+            return {"input_ids": [self(x)["input_ids"] for x in s]}
         return {"input_ids": [3 + (ord(c) % 90) for c in s]}
 
 

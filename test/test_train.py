@@ -100,8 +100,8 @@ def test_make_paired_examples_checks_the_posteriors(tmp_path):
     from tasu.examples import make_paired_examples
 
     class Tok:
-        def __call__(self, text, add_special_tokens=False):
-            return {"input_ids": [len(w) for w in text.split()]}
+        def __call__(self, texts, add_special_tokens=False):  # a list, as examples.answer_ids gives
+            return {"input_ids": [[len(w) for w in text.split()] for text in texts]}
 
     feats = {"a": np.full((3, V), 1.0 / V, dtype=np.float32)}
     ex, unpaired = make_paired_examples(feats, {"a": "hi there", "b": "no audio"}, V, Tok(), 0, "x.scp")
