@@ -263,3 +263,38 @@ def test_infer_rescores_the_beam_with_a_decode_config(exp, tmp_path):
     conf.write_text("num_beams: 1\nacoustic_weight: 0.5\n")   # nothing to re-rank: refused
     r = infer("--model", exp / "exp" / "tasu_tiny", "--config", conf, exp / "a.wav")
     assert r.returncode == 2 and f"{conf}: acoustic_weight 0.5" in r.stderr and "num_beams > 1" in r.stderr
+
+
+def test_tune_rescoring_re_ranks_the_kept_beams_as_the_decode_did(exp, tmp_path, capsys):
+    """Stage 4 with rescoring keeps nbest.json; re-ranking it at the decode's weight gives the
+    decode's answers (WER 0 against them), at weight 0 the beam's own best (here not the same)."""
+    from tasu.audio import read_audio
+    from tasu.bin.decode import main as decode_main
+    from tasu.bin.tune_rescoring import main as tune_main
+    from tasu.encoders.hama import HamaEncoder
+    from tasu.fileio import atomic_ark_writer
+    from tasu.psd import psd_compress
+    from tasu.units import UnitInventory
+
+    model = exp / "exp" / "tasu_tiny"
+    inv = UnitInventory.from_file(model / "units.txt")
+    enc = HamaEncoder()
+    scp = tmp_path / "feats.scp"
+    with atomic_ark_writer(tmp_path / "feats.ark", scp) as w:
+        for key in ("a", "b"):
+            w[key] = psd_compress(enc.log_posteriors(*read_audio(str(exp / f"{key}.wav"))), inv.blank_id, 0.5)
+    conf = tmp_path / "rescore.yaml"
+    conf.write_text("num_beams: 3\nmax_new_tokens: 6\nbatch_size: 2\nacoustic_weight: 0.5\n")
+    out = tmp_path / "decode"
+    assert decode_main(["--expdir", str(model), "--feats", str(scp), "--outdir", str(out), "--config", str(conf)]) == 0
+    nbest = out / "nbest.json"
+    assert nbest.is_file()
+    capsys.readouterr()
+    args = ["--model", str(model), "--nbest", str(nbest), "--feats", str(scp), "--ref", str(out / "text")]
+    assert tune_main([*args, "--weights", "0.5", "0"]) == 0
+    table = capsys.readouterr().out
+    assert "| 2 | 5 | 0.5 | 0.00 |" in table and "best: WER 0.00 at acoustic_weight 0.5" in table
+    assert "| 2 | 5 | 0 | 0.00 |" not in table  # the acoustic fit changed an answer of the beam
+    (tmp_path / "one.scp").write_text(scp.read_text().splitlines()[0] + "\n")
+    assert tune_main([*args[:4], "--feats", str(tmp_path / "one.scp"), "--ref", str(out / "text")]) == 1
+    assert "no posteriors for 1 utterance(s)" in capsys.readouterr().err

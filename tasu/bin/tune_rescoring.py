@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Tune n-best rescoring on a dev set from the n-best lists a decoding kept, without decoding again.
+
+    python -m tasu.bin.tune_rescoring --model exp/<model> --nbest exp/<model>/decode_dev_rescore/nbest.json \\
+        --feats dump/dev/feats.scp --ref data/dev/text --weights 0 0.25 0.5 1 2 \\
+        [--insert_costs 2] [--delete_costs 5] [--lexicon dump/lexicon.txt]
+
+A decoding with ``acoustic_weight`` > 0 (stage 4 with ``conf/decode_rescore.yaml``) keeps every
+utterance's beam answers and their LLM log-probabilities in ``nbest.json``. This re-ranks them
+(:mod:`tasu.rescore`: LLM log-prob - weight x alignment cost of the answer's units against the
+PSD rows) for every weight and alignment cost given and prints the WER of each setting, so the
+weights of ``decode_rescore.yaml`` are chosen on a dev set in seconds (as ESPnet's ctc_weight and
+lm_weight are tuned), then used unchanged on the test sets. Weight 0 is the beam's own best.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def rerank(nbest: dict[str, list[tuple[str, float]]], costs: dict[str, list[float]], weight: float) -> dict[str, str]:
+    """The answer each utterance gets at ``weight``, from its beam and their alignment costs."""
+    out = {}
+    for uid, cands in nbest.items():
+        scores = [logp - weight * c for (_, logp), c in zip(cands, costs[uid])]
+        out[uid] = cands[int(np.argmax(scores))][0]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tasu.bin.tune_rescoring", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="the model that decoded (exp dir, packed zip or dir)")
+    ap.add_argument("--nbest", type=Path, required=True, help="nbest.json of a rescoring decode")
+    ap.add_argument("--feats", type=Path, required=True, help="feats.scp of the same set (stage 1)")
+    ap.add_argument("--ref", type=Path, required=True, help="reference text of the set")
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
+    ap.add_argument("--insert_costs", type=float, nargs="+", default=[2.0], help="align_insert_cost values")
+    ap.add_argument("--delete_costs", type=float, nargs="+", default=[5.0], help="align_delete_cost values")
+    ap.add_argument("--lexicon", type=Path, help="pronunciations to start from (hama: the training lexicon)")
+    args = ap.parse_args(argv)
+    from tasu.data import read_posteriors, read_table_lines
+    from tasu.inference import Speech2Text
+    from tasu.rescore import alignment_cost, units_function
+    from tasu.score import read_text, score_texts
+
+    try:
+        read_table_lines(args.ref)  # "<file>:<line>: not valid UTF-8"
+        refs = read_text(args.ref)
+        try:
+            nbest = {u: [(str(t), float(s)) for t, s in c] for u, c in json.loads(args.nbest.read_text()).items()}
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{args.nbest}: not an n-best file of tasu.bin.decode ({e})") from None
+        feats = read_posteriors(args.feats)
+        missing = sorted(set(nbest) - set(feats))
+        if missing:
+            raise ValueError(f"{args.feats}: no posteriors for {len(missing)} utterance(s) of {args.nbest}, "
+                             f"e.g. {missing[0]!r}: give the feats of the set that was decoded")
+        if any(w < 0 for w in args.weights):
+            raise ValueError(f"--weights must be >= 0, got {args.weights}")
+        s2t = Speech2Text.from_pretrained(args.model, lexicon=args.lexicon, encoder_device="cpu")
+        units_of = units_function(s2t.encoder, s2t.inventory.index())
+    except (OSError, ValueError) as e:  # DataError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{len(nbest)} utterances of {args.nbest}, beams of {max(map(len, nbest.values()))}; "
+          f"{len(refs)} references in {args.ref}")
+    print("| insert cost | delete cost | weight | WER |\n|---:|---:|---:|---:|")
+    best = None
+    for ins, dele in itertools.product(args.insert_costs, args.delete_costs):
+        costs = {u: [alignment_cost(feats[u], units_of(t), ins, dele) for t, _ in c] for u, c in nbest.items()}
+        for w in args.weights:
+            wer = score_texts(refs, rerank(nbest, costs, w)).wer
+            print(f"| {ins:g} | {dele:g} | {w:g} | {wer:.2f} |", flush=True)
+            if best is None or wer < best[0]:
+                best = (wer, ins, dele, w)
+    wer, ins, dele, w = best
+    print(f"best: WER {wer:.2f} at acoustic_weight {w:g}, align_insert_cost {ins:g}, align_delete_cost {dele:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
