@@ -68,6 +68,12 @@ def test_recipe_end_to_end(recipe):
     text_words = {w for part in ("train", "dev") for ln in (recipe / "data" / part / "text").read_text().splitlines()
                   for w in ln.split()[1:]}
     assert train_words <= text_words
+    # errors by the reference words' count in the training text, both sets, every word in a bin
+    bins = (exp / "errors_by_count.md").read_text()
+    for s in ("test_in", "test_ood"):
+        n_words = json.loads((exp / f"decode_{s}" / "score.json").read_text())["n_ref_words"]
+        table = bins.split(f"decode_{s}/text against")[1].split("###")[0]
+        assert sum(int(row.split("|")[2]) for row in table.splitlines() if re.match(r"\| \d", row)) == n_words
 
     # Another decoding setting goes to its own dirs and its own RESULTS.md rows
     out = run(recipe, "--stage", "4", "--stop_stage", "5", "--inference_tag", "vocab",

@@ -270,6 +270,18 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
                 --out "${out}/encoder_result.txt" --json "${out}/encoder_score.json" --set-name "${d}"
         fi
     done
+    if [ -z "${task}" ] && [ -f "data/${train_set}/text" ]; then  # errors by the words' training count
+        pairs=()
+        for d in ${test_sets}; do
+            out=$(decode_dir "${d}")
+            [ -f "${out}/score.json" ] && pairs+=(--ref "data/${d}/text" --hyp "${out}/text")
+        done
+        if [ ${#pairs[@]} -gt 0 ]; then
+            ${python} -m tasu.bin.errors_by_count --train_text "data/${train_set}/text" "${pairs[@]}" \
+                --out "${exp}/errors_by_count${inference_tag:+_${inference_tag}}.md" > /dev/null
+            log "  errors by training count: ${exp}/errors_by_count${inference_tag:+_${inference_tag}}.md"
+        fi
+    fi
     if [ -n "${peer}" ]; then
         for d in ${test_sets}; do
             out="${expdir}/${peer}/decode_${d}"
