@@ -178,6 +178,14 @@ class DecodeConfig:
     acoustic_weight: float = 0.0
     align_insert_cost: float = 2.0   # a PSD row no unit of the answer explains
     align_delete_cost: float = 5.0   # a unit of the answer no PSD row carries
+    # n-best expansion by lexicon neighbours (tasu.expand): > 0 adds answers in which a span of
+    # 1-2 words of the best one is swapped for one of this many lexicon words that fit its PSD
+    # rows better by more than expand_margin (alignment cost), at most expand_max new answers an
+    # input, scored by the LLM and rescored with the beams; needs acoustic_weight > 0 and the
+    # training lexicon (tasu.bin.decode --lexicon); 0: off
+    expand_per_span: int = 0
+    expand_margin: float = 0.0
+    expand_max: int = 16
     # generation guards (tasu.constrain.GenerationGuard): at most ceil(max_len_ratio * PSD rows)
     # + max_len_offset answer tokens (0: max_new_tokens only); loop_repeats copies in a row of
     # one n-gram end the answer, and the copies are cut to one (0: off)
@@ -192,7 +200,13 @@ class DecodeConfig:
 def check_rescoring(cfg: DecodeConfig, num_beams: int, where: object) -> None:
     """ValueError naming ``where`` when ``acoustic_weight`` > 0 has no beam answers to re-rank
     (``num_beams``: the config's, or a command line's override)."""
-    if cfg.acoustic_weight > 0 and num_beams < 2:
+    if cfg.expand_per_span > 0 and (cfg.expand_max < 1 or cfg.expand_margin < 0):
+        raise ValueError(f"{where}: expand_max must be >= 1 and expand_margin >= 0 "
+                         f"(got {cfg.expand_max}, {cfg.expand_margin:g})")
+    if cfg.expand_per_span > 0 and cfg.acoustic_weight <= 0:
+        raise ValueError(f"{where}: expand_per_span {cfg.expand_per_span} adds answers for the rescorer to choose "
+                         f"from: it needs acoustic_weight > 0")
+    if cfg.acoustic_weight > 0 and num_beams < 2 and cfg.expand_per_span <= 0:
         raise ValueError(f"{where}: acoustic_weight {cfg.acoustic_weight:g} rescores the beam's answers: "
                          f"it needs num_beams > 1 (got {num_beams})")
 

@@ -45,7 +45,8 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
                       constraint=None, template: Templates = None,
                       rescorer: Callable[[np.ndarray, list[tuple[str, float]]], int] | None = None,
                       nbest: dict[str, list[tuple[str, float]]] | None = None,
-                      guard: GuardConfig | None = None) -> dict[str, str]:
+                      guard: GuardConfig | None = None,
+                      expander: Callable[[np.ndarray, str], list[str]] | None = None) -> dict[str, str]:
     """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate).
 
     ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``), or ``{uid: template}``
@@ -53,6 +54,8 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
     ``rescorer``: ``(posteriors, [(text, LLM log-prob)] of the num_beams beams) -> index of the
     answer`` (e.g. :func:`tasu.rescore.pick_hypothesis`); the beams go into ``nbest`` when given.
     ``guard``: answer length bounded by the speech, loops stopped (:class:`tasu.config.GuardConfig`).
+    ``expander``: ``(posteriors, best beam answer) -> more answers`` (:func:`tasu.expand.propose`),
+    scored by the LLM on the same speech and put after the beams for the rescorer.
     """
     tok = model.tokenizer
     out: dict[str, str] = {}
@@ -66,8 +69,14 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
             out.update((uid, answer_text(tok, ids)) for (uid, _), ids in zip(batch, hyps))
         else:
             beams = model.generate_nbest(feats, num_beams, max_new_tokens, constraint, templates, guard)
+            beams = [[(answer_text(tok, ids), score) for ids, score in cands] for cands in beams]
+            if expander is not None:
+                extra = [[t for t in expander(mat, cands[0][0]) if t not in {c for c, _ in cands}]
+                         for (_, mat), cands in zip(batch, beams)]
+                scores = model.score_answers(feats, [[tok(t, add_special_tokens=False)["input_ids"] for t in ex]
+                                                     for ex in extra], templates)
+                beams = [cands + list(zip(ex, sc)) for cands, ex, sc in zip(beams, extra, scores)]
             for (uid, mat), cands in zip(batch, beams):
-                cands = [(answer_text(tok, ids), score) for ids, score in cands]
                 out[uid] = cands[rescorer(mat, cands)][0]
                 if nbest is not None:
                     nbest[uid] = cands

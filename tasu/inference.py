@@ -15,6 +15,7 @@ directly (:meth:`Speech2Text.decode_posteriors`, what stage 4 reads from ``dump/
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from tasu.prompt import PromptTemplate
 from tasu.psd import psd_compress
 from tasu.rescore import make_rescorer, units_function
 from tasu.units import UnitInventory
+from tasu.zoo import unpack
 
 #: a waveform (with a sample rate) or an audio file
 Audio = np.ndarray | str | os.PathLike
@@ -54,12 +56,16 @@ class Speech2Text:
     dumped posteriors without rescoring never loads it); ``task``: a task registry entry
     (:mod:`tasu.tasks`) whose prompt replaces the model's own; ``vocabulary``: words the answers
     are restricted to; ``lexicon``: pronunciations the rescorer starts from (a copy it may add
-    words to: the file is written).
+    words to: the file is written); ``training_lexicon``: the training text's lexicon, read only,
+    whose words n-best expansion proposes (default: ``lexicon`` as it is when first needed); the
+    rescorer starts from a private copy of it when no ``lexicon`` is given. A model packed with
+    its lexicon (stage 6) gives it by default (:meth:`from_pretrained`).
     """
 
     def __init__(self, model: SpeechLLM, train_config: TrainConfig, inventory: UnitInventory,
                  decode_config: DecodeConfig | None = None, *, encoder=None, task=None,
                  vocabulary: Sequence[str] | None = None, lexicon: str | os.PathLike[str] | None = None,
+                 training_lexicon: str | os.PathLike[str] | None = None,
                  encoder_device: str | None = None, where: object = "the decoding config") -> None:
         self.model, self.train_config, self.inventory = model, train_config, inventory
         self.decode_config = decode_config or DecodeConfig()
@@ -67,7 +73,11 @@ class Speech2Text:
         self._encoder = encoder if encoder is not None else train_config.encoder
         self._encoder_device = encoder_device or str(model.device)
         self._lexicon = Path(lexicon) if lexicon is not None else None
+        self._training_lexicon = Path(training_lexicon) if training_lexicon is not None else None
+        self._scratch: tempfile.TemporaryDirectory | None = None  # the private copy of training_lexicon
         self._rescorer: Callable | None = None
+        self._units_of: Callable | None = None
+        self._expander: Callable | None = None
         self.task = task
         # a task with prompt fields ({question}...) gets its prompt per input (the fields= arguments)
         self.template: PromptTemplate | None = (task.template(model.tokenizer)
@@ -89,7 +99,8 @@ class Speech2Text:
         settings that override it (``{"num_beams": 4}``; None values are ignored).
         ``checkpoint``: in an exp dir, the weights file to use instead of ``model.pt``. Other
         keywords go to the constructor (``encoder``, ``task``, ``vocabulary``, ``lexicon``,
-        ``where``: how errors about the decoding config name it).
+        ``training_lexicon``, ``where``: how errors about the decoding config name it). A model
+        packed with its training lexicon is its ``training_lexicon`` unless one is given.
         Errors name the file: ValueError (a config), ZooError/OSError/RuntimeError (the model).
         """
         where = kwargs.pop("where", None)
@@ -100,7 +111,10 @@ class Speech2Text:
         if isinstance(decode_config, (str, os.PathLike)):
             where = where or decode_config
             decode_config = load_config(Path(decode_config), DecodeConfig)
-        model, cfg, inv, packed = load_model(source, torch.device(device), checkpoint=checkpoint)
+        files = unpack(source, checkpoint=checkpoint)
+        model, cfg, inv, packed = load_model(files, torch.device(device))
+        if files.lexicon_file is not None and kwargs.get("training_lexicon") is None:
+            kwargs["training_lexicon"] = files.lexicon_file
         if decode_config is None:
             decode_config = packed
             where = where or f"{source or 'the shipped model'}: its decode config"
@@ -115,6 +129,12 @@ class Speech2Text:
         if isinstance(self._encoder, str):
             from tasu.encoders import build_encoder
 
+            if self._lexicon is None and self._training_lexicon is not None:  # its G2P cache is written
+                import shutil
+
+                self._scratch = tempfile.TemporaryDirectory(prefix="tasu-lexicon-")  # removed with this object
+                self._lexicon = Path(shutil.copyfile(self._training_lexicon, Path(self._scratch.name) / "lexicon.txt"))
+
             enc = build_encoder(self._encoder, device=self._encoder_device, lexicon=self._lexicon, oov="drop")
             if enc.inventory.units != self.inventory.units:
                 raise ValueError(f"encoder {self._encoder!r} has another unit inventory ({enc.inventory.size} units) "
@@ -127,9 +147,42 @@ class Speech2Text:
         """Re-ranking of the beam's answers by acoustic fit (None when ``acoustic_weight`` is 0)."""
         d = self.decode_config
         if d.acoustic_weight > 0 and self._rescorer is None:
-            self._rescorer = make_rescorer(units_function(self.encoder, self.inventory.index()), d.acoustic_weight,
-                                           d.align_insert_cost, d.align_delete_cost)
+            self._rescorer = make_rescorer(self.units_of, d.acoustic_weight, d.align_insert_cost, d.align_delete_cost)
         return self._rescorer
+
+    @property
+    def training_lexicon(self) -> Path | None:
+        """The lexicon whose words n-best expansion proposes (None: none given or packed)."""
+        return self._training_lexicon or self._lexicon
+
+    @property
+    def units_of(self) -> Callable[[str], list[int]]:
+        """``text -> unit ids`` of the model's inventory (the encoder's G2P, cached)."""
+        if self._units_of is None:
+            self._units_of = units_function(self.encoder, self.inventory.index())
+        return self._units_of
+
+    @property
+    def expander(self) -> Callable[[np.ndarray, str], list[str]] | None:
+        """New answers by lexicon neighbours (:mod:`tasu.expand`; None when ``expand_per_span`` is 0).
+        The words come from ``lexicon`` as it is when first asked for: the training lexicon."""
+        d = self.decode_config
+        if d.expand_per_span > 0 and self._expander is None:
+            from tasu.expand import LexiconNeighbours, propose
+
+            words = self.training_lexicon
+            if words is None:
+                raise ValueError(f"expand_per_span {d.expand_per_span}: n-best expansion proposes words of the "
+                                 "training lexicon: give it (training_lexicon=, --lexicon), or use a model "
+                                 "packed with its lexicon")
+            nb = LexiconNeighbours.from_lexicon(words, self.inventory.index())
+            units_of = self.units_of
+
+            def expander(rows: np.ndarray, text: str) -> list[str]:
+                return propose(text.split(), rows, units_of, nb, d.align_insert_cost, d.align_delete_cost,
+                               d.expand_margin, per_span=d.expand_per_span, max_answers=d.expand_max)
+            self._expander = expander
+        return self._expander
 
     # -- the pipeline ---------------------------------------------------------------------------
     def posteriors(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -166,7 +219,7 @@ class Speech2Text:
         nbest: dict[str, list[tuple[str, float]]] | None = {} if self.rescorer is not None else None
         with torch.inference_mode():
             hyps = decode_posteriors(self.model, speech, d.batch_size, d.max_new_tokens, d.num_beams, progress,
-                                     self.constraint, template, self.rescorer, nbest, d.guard())
+                                     self.constraint, template, self.rescorer, nbest, d.guard(), self.expander)
         if progress is not None and len(speech) < len(items):
             progress.update(len(items) - len(speech))
         return {k: Answer(hyps.get(k, ""), (nbest or {}).get(k, []), int(m.shape[0])) for k, m in items}

@@ -203,16 +203,37 @@ class SpeechLLM(nn.Module):
             scores[i:i + n_return] = [scores[r] for r in order]
         return hyps, scores
 
-    def _answer_logprobs(self, x: torch.Tensor, mask: torch.Tensor, answers: Sequence[Sequence[int]], group: int,
-                         chunk: int = 8) -> list[float]:
+    @torch.no_grad()
+    def score_answers(self, feats: Sequence[torch.Tensor], answers: Sequence[Sequence[Sequence[int]]],
+                      templates: Sequence[PromptTemplate] | None = None) -> list[list[float]]:
+        """Per example, the summed log-probabilities of its ``answers`` (token ids; the prompt's end
+        token is appended, as a finished beam answer has it), by teacher forcing on its speech."""
+        if not any(answers):
+            return [[] for _ in answers]
+        tpls = self._templates(len(feats), templates)
+        with self._autocast():
+            x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
+        owners = [i for i, a in enumerate(answers) for _ in a]
+        flat = [list(ids) + [tpls[i].eos_id] for i, a in enumerate(answers) for ids in a]
+        scores = self._answer_logprobs(x, mask, flat, owners)
+        out, at = [], 0
+        for a in answers:
+            out.append(scores[at:at + len(a)])
+            at += len(a)
+        return out
+
+    def _answer_logprobs(self, x: torch.Tensor, mask: torch.Tensor, answers: Sequence[Sequence[int]],
+                         group: int | Sequence[int], chunk: int = 8) -> list[float]:
         """Summed log-probabilities of ``answers`` (row ``r`` continues prompt row ``r // group`` of
-        the left-padded ``x``), by teacher forcing, ``chunk`` rows at a time."""
+        the left-padded ``x``, or row ``group[r]`` when ``group`` is a list), by teacher forcing,
+        ``chunk`` rows at a time."""
         emb, head = self.base.get_input_embeddings(), self.base.get_output_embeddings()
         out: list[float] = []
         T = x.shape[1]
         for s in range(0, len(answers), chunk):
             part = answers[s:s + chunk]
-            idx = torch.tensor([(s + k) // group for k in range(len(part))], device=x.device)
+            idx = torch.tensor([(s + k) // group if isinstance(group, int) else group[s + k]
+                                for k in range(len(part))], device=x.device)
             L = max(1, max(len(a) for a in part))
             ans = torch.full((len(part), L), self.pad_id, dtype=torch.long, device=x.device)
             am = torch.zeros((len(part), L), dtype=mask.dtype, device=x.device)

@@ -20,7 +20,7 @@ from tasu.prompt import PromptTemplate, set_template_mode
 from tasu.runtime import llm_dtypes
 from tasu.sparse import upgrade_state_dict
 from tasu.units import UnitInventory
-from tasu.zoo import ZooError, check_model_files, check_references, read_weights, unpack
+from tasu.zoo import Unpacked, ZooError, check_model_files, check_references, read_weights, unpack
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,14 @@ def load_init(model: SpeechLLM, source: str, inventory: UnitInventory, llm: str 
     log.info("initialised %d trainable tensors from %s", len(mine), src.model_file)
 
 
-def load_model(source: str | os.PathLike[str] | None, device: torch.device | None = None,
+def load_model(source: str | os.PathLike[str] | Unpacked | None, device: torch.device | None = None,
                checkpoint: str | None = None) -> tuple[SpeechLLM, TrainConfig, UnitInventory, DecodeConfig]:
     """``(SpeechLLM, TrainConfig, UnitInventory, packed DecodeConfig)`` from anything
-    :func:`tasu.zoo.unpack` takes (``checkpoint``: another weights file of an exp dir).
+    :func:`tasu.zoo.unpack` takes, or what it returned (``checkpoint``: another weights file of
+    an exp dir).
     Errors (ZooError, ValueError, OSError, RuntimeError) name the file; the model files are
     checked before the LLM is loaded. Use it through :class:`tasu.inference.Speech2Text`."""
-    u = unpack(source, checkpoint=checkpoint)
+    u = source if isinstance(source, Unpacked) else unpack(source, checkpoint=checkpoint)
     check_model_files(u.train_config, u.units_file, u.model_file)  # fail before the LLM is loaded
     dcfg = load_config(u.decode_config, DecodeConfig) if u.decode_config else DecodeConfig()
     model, cfg, inv = load_trained_files(u.train_config, u.units_file, u.model_file,

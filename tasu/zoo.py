@@ -3,7 +3,8 @@
 A packed model is a zip whose root holds ``meta.yaml``, the file ESPnet's ``pack``/``unpack``
 and ``espnet_model_zoo`` read::
 
-    files:       {model_file: exp/<tag>/model.pt, units_file: exp/<tag>/units.txt}
+    files:       {model_file: exp/<tag>/model.pt, units_file: exp/<tag>/units.txt,
+                  lexicon_file: exp/<tag>/lexicon.txt (optional: the training lexicon)}
     yaml_files:  {train_config: exp/<tag>/config.yaml, decode_config: exp/<tag>/decode.yaml}
     timestamp, python, torch            (as ESPnet writes them)
     tasu:        the toolkit version
@@ -55,6 +56,9 @@ class Unpacked:
     units_file: Path
     decode_config: Path | None
     meta: dict[str, Any]
+    #: the training text's pronunciations (``word<TAB>units<TAB>letters``), packed with ``lexicon=``:
+    #: the G2P cache of acoustic rescoring and the words n-best expansion proposes
+    lexicon_file: Path | None = None
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -177,11 +181,14 @@ def _small_state(model_file: Path, dtype: str) -> bytes:
 
 def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
          decode_config: str | os.PathLike[str] | None = None, extra: Iterable[str | os.PathLike[str]] = (),
-         include_llm: bool = False, dtype: str = "float32", encoder: str | None = None) -> Path:
+         include_llm: bool = False, dtype: str = "float32", encoder: str | None = None,
+         lexicon: str | os.PathLike[str] | None = None) -> Path:
     """Pack a finished training dir into ``outpath`` (a ``.zip``), atomically.
 
     ``extra`` files (RESULTS.md, a README...) go under ``exp/<tag>/``. With ``include_llm``
-    the LLM's GGUF file is stored too and ``config.yaml`` points at it.
+    the LLM's GGUF file is stored too and ``config.yaml`` points at it. ``lexicon``: the
+    training lexicon (stage 1's ``dump/lexicon.txt``), stored as ``exp/<tag>/lexicon.txt`` so
+    that decoding with acoustic rescoring or n-best expansion needs no file of the recipe's.
     """
     expdir, outpath = Path(expdir), Path(outpath)
     if outpath.suffix != ".zip":
@@ -214,6 +221,13 @@ def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
     members[str(prefix / "model.pt")] = _small_state(expdir / "model.pt", dtype)
     members[str(prefix / "units.txt")] = expdir / "units.txt"
     yaml_files = {"train_config": str(prefix / "config.yaml")}
+    files = {"model_file": str(prefix / "model.pt"), "units_file": str(prefix / "units.txt")}
+    if lexicon is not None:
+        from tasu.g2p import read_lexicon
+
+        read_lexicon(Path(lexicon))  # a malformed line: ValueError naming file:line
+        members[str(prefix / "lexicon.txt")] = Path(lexicon)
+        files["lexicon_file"] = str(prefix / "lexicon.txt")
     if decode_config is not None:
         members[str(prefix / "decode.yaml")] = _standalone_yaml(Path(decode_config))
         yaml_files["decode_config"] = str(prefix / "decode.yaml")
@@ -230,7 +244,7 @@ def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
     digests = {arc: (hashlib.sha256(src).hexdigest() if isinstance(src, bytes) else sha256_file(src))
                for arc, src in members.items()}
     meta = {
-        "files": {"model_file": str(prefix / "model.pt"), "units_file": str(prefix / "units.txt")},
+        "files": files,
         "yaml_files": yaml_files,
         "timestamp": datetime.now().timestamp(),
         "python": sys.version,
@@ -385,8 +399,9 @@ def unpack_zip(archive: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
 def _from_meta(root: Path, meta: dict[str, Any]) -> Unpacked:
     f, y = meta["files"], meta["yaml_files"]
     out = Unpacked(root, root / y["train_config"], root / f["model_file"], root / f["units_file"],
-                   root / y["decode_config"] if "decode_config" in y else None, meta)
-    for p in (out.train_config, out.model_file, out.units_file):
+                   root / y["decode_config"] if "decode_config" in y else None, meta,
+                   root / f["lexicon_file"] if "lexicon_file" in f else None)
+    for p in (out.train_config, out.model_file, out.units_file) + ((out.lexicon_file,) if out.lexicon_file else ()):
         if not p.is_file():
             raise ZooError(f"{p}: missing from the unpacked model at {root}")
     return out

@@ -640,6 +640,23 @@ def _(tmp, inventory):
     return ex
 
 
+@case("decode-expansion-without-acoustic-weight")
+def _(tmp, inventory):
+    c = put(tmp / "decode.yaml", "num_beams: 1\nexpand_per_span: 2\n")
+    ex = decode(tmp, fake_expdir(tmp, inventory), "--config", c)
+    ex.says = [f"{c}: expand_per_span 2", "needs acoustic_weight > 0"]
+    return ex
+
+
+@case("decode-expansion-lexicon-malformed")
+def _(tmp, inventory):
+    c = put(tmp / "decode.yaml", "num_beams: 1\nacoustic_weight: 1\nexpand_per_span: 2\n")
+    lex = put(tmp / "lexicon.txt", LEXICON + "no tab on this line\n")
+    ex = decode(tmp, fake_expdir(tmp, inventory), "--config", c, "--lexicon", lex)
+    ex.says = [f"{lex}:{LEXICON.count(chr(10)) + 1}: expected"]
+    return ex
+
+
 @case("exp-model-pt-missing")
 def _(tmp, inventory):
     e = fake_expdir(tmp, inventory, model="absent")
@@ -814,6 +831,13 @@ def _(tmp, inventory):
     c = put(tmp / "decode.yaml", "beams: 4\n")
     return Expect("pack", ["--expdir", e, "--out", tmp / "m.zip", "--decode_config", c], 1,
                   [f"{c}: unknown key 'beams'"])
+
+
+@case("pack-lexicon-malformed")
+def _(tmp, inventory):
+    e = fake_expdir(tmp, inventory)
+    lex = put(tmp / "lexicon.txt", "cat\tk æ t\ndog d ɒ ɡ\n")
+    return Expect("pack", ["--expdir", e, "--out", tmp / "m.zip", "--lexicon", lex], 1, [f"{lex}:2: expected"])
 
 
 @case("zip-not-a-zip")

@@ -92,7 +92,9 @@ def test_recipe_end_to_end(recipe):
     with zipfile.ZipFile(exp / "packed" / f"{exp.name}.zip") as z:
         names = set(z.namelist())
     assert {"meta.yaml", f"exp/{exp.name}/model.pt", f"exp/{exp.name}/config.yaml",
-            f"exp/{exp.name}/decode.yaml", f"exp/{exp.name}/RESULTS.md"} <= names
+            f"exp/{exp.name}/decode.yaml", f"exp/{exp.name}/RESULTS.md", f"exp/{exp.name}/lexicon.txt"} <= names
+    with zipfile.ZipFile(exp / "packed" / f"{exp.name}.zip") as z:  # the training lexicon, as stage 1 wrote it
+        assert z.read(f"exp/{exp.name}/lexicon.txt") == (recipe / "dump" / "lexicon.txt").read_bytes()
 
     # A new data dir is decoded and scored with the trained model; nothing is retrained.
     model_mtime = (exp / "model.pt").stat().st_mtime

@@ -298,3 +298,83 @@ def test_tune_rescoring_re_ranks_the_kept_beams_as_the_decode_did(exp, tmp_path,
     (tmp_path / "one.scp").write_text(scp.read_text().splitlines()[0] + "\n")
     assert tune_main([*args[:4], "--feats", str(tmp_path / "one.scp"), "--ref", str(out / "text")]) == 1
     assert "no posteriors for 1 utterance(s)" in capsys.readouterr().err
+
+
+def test_expansion_adds_lexicon_swaps_to_the_answers_rescored(exp, tmp_path, caplog):
+    """expand_per_span: answers with a word swapped for a lexicon word that fits the speech
+    better join the beam's in nbest.json, scored by the LLM, and the rescorer picks among all."""
+    import json
+
+    from tasu.audio import read_audio
+    from tasu.bin.decode import main as decode_main
+    from tasu.encoders.hama import HamaEncoder
+    from tasu.fileio import atomic_ark_writer
+    from tasu.psd import psd_compress
+    from tasu.units import UnitInventory
+
+    model = exp / "exp" / "tasu_tiny"
+    inv = UnitInventory.from_file(model / "units.txt")
+    enc = HamaEncoder()
+    scp = tmp_path / "feats.scp"
+    with atomic_ark_writer(tmp_path / "feats.ark", scp) as w:
+        for key in ("a", "b"):
+            w[key] = psd_compress(enc.log_posteriors(*read_audio(str(exp / f"{key}.wav"))), inv.blank_id, 0.5)
+    words = "the cat sat on mat open door please".split()
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w}\t{' '.join(enc.text_to_units(w))}\n" for w in words), encoding="utf-8")
+    conf = tmp_path / "expand.yaml"
+    conf.write_text("num_beams: 1\nmax_new_tokens: 6\nbatch_size: 2\nacoustic_weight: 0.5\nexpand_per_span: 2\n")
+    out = tmp_path / "decode"
+    args = ["--expdir", str(model), "--feats", str(scp), "--outdir", str(out), "--config", str(conf)]
+    assert decode_main([*args, "--lexicon", str(lexicon)]) == 0
+    nbest = json.loads((out / "nbest.json").read_text())
+    hyps = dict(ln.split(" ", 1) if " " in ln else (ln, "") for ln in (out / "text").read_text().splitlines())
+    assert sum(len(c) > 1 for c in nbest.values()) >= 1  # some answer had a word to swap
+    for uid, cands in nbest.items():
+        beam = cands[0][0].split()
+        assert hyps[uid] in [t for t, _ in cands]
+        for text, score in cands[1:]:
+            assert set(text.split()) - set(beam) <= set(words)  # new words come from the lexicon
+            assert score < 0 and score == score                 # an LLM log-probability
+    # no lexicon: nothing to propose from, an error that says what to give
+    caplog.clear()
+    assert decode_main([*args[:5], str(tmp_path / "decode2"), *args[6:]]) == 1
+    assert "n-best expansion proposes words of the training lexicon" in caplog.text
+
+
+def test_a_model_packed_with_its_lexicon_expands_from_the_zip_alone(exp, tmp_path):
+    """pack(lexicon=): the training lexicon travels in the zip; decoding with n-best expansion
+    from the zip needs no recipe file, and the rescorer's new words never touch the unpacked copy."""
+    import hashlib
+
+    from tasu.encoders.hama import HamaEncoder
+    from tasu.inference import Speech2Text
+    from tasu.zoo import pack, unpack
+
+    enc = HamaEncoder()
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w}\t{' '.join(enc.text_to_units(w))}\n" for w in ("cat", "sat", "mat", "door")),
+                       encoding="utf-8")
+    z = pack(exp / "exp" / "tasu_tiny", tmp_path / "m.zip", decode_config=exp / "decode.yaml", lexicon=lexicon)
+    with zipfile.ZipFile(z) as f:
+        assert yaml.safe_load(f.read("meta.yaml"))["files"]["lexicon_file"] == "exp/tasu_tiny/lexicon.txt"
+    u = unpack(z, tmp_path / "unpacked")
+    assert u.lexicon_file.read_text(encoding="utf-8") == lexicon.read_text(encoding="utf-8")
+    digest = hashlib.sha256(u.lexicon_file.read_bytes()).hexdigest()
+    conf = tmp_path / "expand.yaml"
+    conf.write_text("num_beams: 1\nmax_new_tokens: 6\nbatch_size: 2\nacoustic_weight: 0.5\nexpand_per_span: 2\n")
+    s2t = Speech2Text.from_pretrained(u.root, decode_config=conf)
+    assert s2t.training_lexicon == u.lexicon_file and s2t.expander is not None
+    answers = s2t.answers([exp / "a.wav", exp / "b.wav"])
+    assert all(a.text for a in answers) and all(a.nbest for a in answers)
+    assert hashlib.sha256(u.lexicon_file.read_bytes()).hexdigest() == digest  # answer words went to the copy
+    # tasu-infer reads it the same way; a lexicon it cannot read is an error naming the file and line
+    r = infer("--model", z, "--config", conf, exp / "a.wav")
+    assert r.returncode == 0 and r.stdout.split(" ", 1)[1].strip() == answers[0].text, r.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_text("cat\tk æ t\nno tab here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.txt:2: expected"):
+        pack(exp / "exp" / "tasu_tiny", tmp_path / "bad.zip", lexicon=bad)
+    assert not (tmp_path / "bad.zip").exists()
+    r = infer("--model", exp / "exp" / "tasu_tiny", "--config", conf, "--lexicon", bad, exp / "a.wav")
+    assert r.returncode == 2 and "bad.txt:2: expected" in r.stderr

@@ -337,6 +337,8 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     [ -f RESULTS.md ] && files+=(RESULTS.md)
     [ -f "${exp}/RESULTS.notes.md" ] && files+=("${exp}/RESULTS.notes.md")
     [ ${#files[@]} -gt 0 ] && extra=(--extra "${files[@]}")
+    # the training lexicon: what rescoring and n-best expansion read when decoding from the zip
+    [ -f "${dumpdir}/lexicon.txt" ] && extra+=(--lexicon "${dumpdir}/lexicon.txt")
     # shellcheck disable=SC2086
     run_log "${exp}/logs/pack.log" ${python} -m tasu.bin.pack --expdir "${exp}" \
         --decode_config "${decode_config}" --dtype "${pack_dtype}" --out "${packed}" ${pack_args} "${extra[@]}"

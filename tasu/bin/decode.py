@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vocabulary", type=Path,
                     help="word list (one per line): only these words can be recognised (overrides the config)")
     ap.add_argument("--lexicon", type=Path,
-                    help="acoustic_weight > 0 with the hama encoder: pronunciations to start from (the training "
-                         "lexicon; copied to <outdir>/lexicon_hyp.txt, where new words of the answers are added)")
+                    help="acoustic_weight > 0 with the hama encoder: the training lexicon, read only: the words "
+                         "n-best expansion proposes, and the pronunciations rescoring starts from (copied to "
+                         "<outdir>/lexicon_hyp.txt, where new words of the answers are added); default: the "
+                         "one packed with the model, if any")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     from tqdm import tqdm
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         check_rescoring(dcfg, dcfg.num_beams, args.config)
         if args.lexicon is not None and not args.lexicon.is_file():
             raise ValueError(f"{args.lexicon}: missing (--lexicon)")
+        if args.lexicon is not None and dcfg.acoustic_weight > 0:  # read by rescoring and expansion
+            from tasu.g2p import read_lexicon
+
+            read_lexicon(args.lexicon)  # ValueError "<file>:<line>: expected ..." before the LLM is loaded
         check_model_files(args.expdir / "config.yaml", args.expdir / "units.txt", args.expdir / args.checkpoint)
         n_units = UnitInventory.from_file(args.expdir / "units.txt").size
         items = list(read_posteriors(args.feats).items()) if args.feats else []
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         # the encoder only turns answers into units here (the speech is already posteriors): CPU
         s2t = Speech2Text.from_pretrained(args.expdir, device=device_from_ngpu(args.ngpu), decode_config=dcfg,
                                           checkpoint=args.checkpoint, task=task, vocabulary=words,
-                                          lexicon=lexicon, encoder_device="cpu")
+                                          lexicon=lexicon, training_lexicon=args.lexicon, encoder_device="cpu")
     except (ValueError, OSError, RuntimeError) as e:
         log.error("%s", e)
         return 1
@@ -125,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if dcfg.acoustic_weight > 0:
                 s2t.rescorer  # noqa: B018 - builds the encoder's text -> units now, so its errors come first
+            if s2t.expander is not None:  # reads the training lexicon now: its errors come first too
+                log.info("n-best expansion: up to %d lexicon words a span from %s", dcfg.expand_per_span,
+                         s2t.training_lexicon)
         except (ValueError, OSError, ImportError) as e:
             log.error("acoustic rescoring: %s", e)
             return 1
@@ -136,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             changed = sum(hyps[u] != c[0][0] for u, c in nbest.items())
             log.info("acoustic rescoring (weight %g) of %d-best lists: %d of %d answers are not the beam's best",
                      dcfg.acoustic_weight, dcfg.num_beams, changed, len(nbest))
+            if dcfg.expand_per_span > 0:
+                new = sum(hyps[u] not in [t for t, _ in c[:dcfg.num_beams]] for u, c in nbest.items())
+                log.info("n-best expansion: %d answers added (%.1f an input), %d chosen",
+                         sum(len(c) - dcfg.num_beams for c in nbest.values()),
+                         sum(len(c) - dcfg.num_beams for c in nbest.values()) / max(1, len(nbest)), new)
             atomic_write_text(args.outdir / "nbest.json", json.dumps(nbest, indent=0, ensure_ascii=False))
     el = time.time() - t0
     atomic_write_text(args.outdir / "text", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))

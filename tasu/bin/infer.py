@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path,
                     help="decoding YAML in place of the model's own (e.g. egs/open_en/conf/decode_rescore.yaml: "
                          "8 beams re-ranked by acoustic fit, when acoustic_weight > 0)")
+    ap.add_argument("--lexicon", type=Path,
+                    help="training lexicon (word<TAB>units lines, a recipe's dump/lexicon.txt; read only): the words "
+                         "n-best expansion proposes and the pronunciations rescoring starts from (default: the "
+                         "one packed with the model)")
     ap.add_argument("--num_beams", type=int, help="beam size (default: decode config)")
     ap.add_argument("--max_new_tokens", type=int, help="answer length limit (default: decode config)")
     ap.add_argument("--psd_threshold", type=float, help="blank threshold of PSD (default: decode config)")
@@ -144,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
             task = load_tasks(args.tasks_file).get(args.task, where="--task")
         s2t = Speech2Text.from_pretrained(args.model, device=device_from_ngpu(args.ngpu), decode_config=args.config,
-                                          options=options, encoder=args.encoder, task=task)
+                                          options=options, encoder=args.encoder, task=task,
+                                          training_lexicon=args.lexicon)
     except (ValueError, OSError, RuntimeError) as e:  # ZooError is a RuntimeError
         log.error("%s", e)
         return 2
@@ -153,9 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ImportError, OSError) as e:
         log.error("%s", e)
         return 2
-    if s2t.rescorer is not None:
-        log.info("%d beams re-ranked by acoustic fit (weight %g)", s2t.decode_config.num_beams,
-                 s2t.decode_config.acoustic_weight)
+    try:  # rescoring and n-best expansion read the lexicon now, so that its errors come first
+        if s2t.rescorer is not None:
+            log.info("%d beams re-ranked by acoustic fit (weight %g)", s2t.decode_config.num_beams,
+                     s2t.decode_config.acoustic_weight)
+        if s2t.expander is not None:
+            log.info("n-best expansion: up to %d words of %s a span", s2t.decode_config.expand_per_span,
+                     s2t.training_lexicon)
+    except (ValueError, OSError) as e:
+        log.error("%s", e)
+        return 2
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: dict[str, str] = {}
     n_done = n_skipped = n_empty = 0

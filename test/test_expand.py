@@ -1,0 +1,95 @@
+"""N-best expansion by lexicon neighbours: the alignment's row spans, the neighbour index, the swaps."""
+import numpy as np
+import pytest
+
+from tasu.expand import LexiconNeighbours, align_rows, propose
+from tasu.rescore import FLOOR, alignment_cost
+
+
+def one_hot_rows(ids, V=12, p=0.9):
+    rows = np.full((len(ids), V), (1 - p) / (V - 1))
+    rows[np.arange(len(ids)), ids] = p
+    return rows
+
+
+def path_cost(rows, units, matched, ins, dele):
+    """Cost of the alignment that ``matched`` describes (a unit's row, or -1: deleted)."""
+    used = [t for t in matched if t >= 0]
+    assert used == sorted(used) and len(set(used)) == len(used)  # monotone, one unit a row
+    cost = sum(-np.log(max(rows[t, u], FLOOR)) for u, t in zip(units, matched) if t >= 0)
+    return cost + dele * matched.count(-1) + ins * (rows.shape[0] - len(used))
+
+
+def test_align_rows_gives_an_alignment_of_the_cheapest_cost():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        T, L = rng.integers(0, 9, size=2)
+        rows = rng.dirichlet(np.ones(6) * 0.3, size=T) if T else np.zeros((0, 6))
+        units = list(rng.integers(0, 6, size=L))
+        matched = align_rows(rows, units, 2.0, 5.0)
+        assert len(matched) == L
+        assert path_cost(rows, units, matched, 2.0, 5.0) == pytest.approx(alignment_cost(rows, units, 2.0, 5.0))
+
+
+# units: 1 p, 2 eɪ, 3 d, 4 s, 5 t, 6 ð, 7 ə, 8 m, 9 ʌ, 10 n
+LEX = [("paid", [1, 2, 3]), ("paced", [1, 2, 4, 5]), ("paste", [1, 2, 4, 5]), ("pays", [1, 2, 4]),
+       ("the", [6, 7]), ("money", [8, 9, 10, 2]), ("tea", [5, 2])]
+UNITS = dict(LEX)
+
+
+def units_of(word):
+    return UNITS[word.lower().strip(".,")]
+
+
+def test_neighbours_are_the_pronunciations_within_one_edit():
+    nb = LexiconNeighbours(LEX)
+    assert len(nb) == 6  # paced and paste share one pronunciation
+    near = {tuple(p): ws for p, ws in nb.near([1, 2, 4, 5])}
+    assert near[(1, 2, 4, 5)] == ["paced", "paste"]          # the same
+    assert near[(1, 2, 4)] == ["pays"]                       # one unit fewer
+    assert (1, 2, 3) not in near                             # two edits away
+    assert set(near) == {(1, 2, 4, 5), (1, 2, 4)}
+    assert {tuple(p) for p, _ in nb.near([1, 2, 3])} == {(1, 2, 3), (1, 2, 4)}  # a substitution
+    assert nb.near([]) == []
+    one = {tuple(p): ws for p, ws in LexiconNeighbours(LEX, max_homophones=1).near([1, 2, 4, 5])}
+    assert one[(1, 2, 4, 5)] == ["paced"]  # the first of the homophones
+
+
+def test_neighbours_from_a_lexicon_file(tmp_path):
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text("paid\tp eɪ d\tp ai d\npaced\tp eɪ s t\nqueue\tk j u\n", encoding="utf-8")
+    nb = LexiconNeighbours.from_lexicon(lex, {"p": 1, "eɪ": 2, "d": 3, "s": 4, "t": 5})
+    assert len(nb) == 2  # "queue" has units the model does not know
+    assert [ws for _, ws in nb.near([1, 2, 4, 5])] == [["paced"]]
+    lex.write_text("paid\tp eɪ d\nbroken line\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"lexicon.txt:2: expected '<word>\\t<units>"):
+        LexiconNeighbours.from_lexicon(lex, {"p": 1, "eɪ": 2, "d": 3})
+
+
+def test_propose_swaps_the_word_the_rows_do_not_carry():
+    # the speech says "the money paced": the answer misread the last word
+    rows = one_hot_rows([6, 7, 8, 9, 10, 2, 1, 2, 4, 5])
+    nb = LexiconNeighbours(LEX)
+    new = propose("The money paid".split(), rows, units_of, nb, 2.0, 5.0)
+    assert new[:2] == ["The money paced", "The money paste"]
+    assert len(new) == 2                               # per_span: the 2 best words of a span
+    more = propose("The money paid".split(), rows, units_of, nb, 2.0, 5.0, per_span=3)
+    assert more == new + ["The money pays"]            # also better than "paid", less than "paced"
+    assert all(a.startswith("The money ") for a in new)  # the words the rows carry stay
+    assert propose("The money paced".split(), rows, units_of, nb, 2.0, 5.0) == []  # nothing fits better
+    # a margin above the gain of every swap proposes nothing
+    gain = alignment_cost(rows[6:], [1, 2, 3], 2.0, 5.0) - alignment_cost(rows[6:], [1, 2, 4, 5], 2.0, 5.0)
+    assert propose("The money paid".split(), rows, units_of, nb, 2.0, 5.0, margin=gain + 1e-6) == []
+    assert propose("The money paid".split(), rows, units_of, nb, 2.0, 5.0, max_answers=1) == ["The money paced"]
+
+
+def test_propose_joins_two_words_and_combines_swaps():
+    # the speech says "tea paced": the answer split the first word in two and misread the second
+    rows = one_hot_rows([5, 2, 1, 2, 4, 5])
+    lex = LEX + [("a", [7]), ("t", [5])]
+    UNITS.update(lex)
+    new = propose("t a paid".split(), rows, units_of, LexiconNeighbours(lex), 2.0, 5.0)
+    assert new[0] == "tea paced"  # both swaps at once come first
+    assert "tea paid" in new and "t a paced" in new
+    assert propose([], rows, units_of, LexiconNeighbours(lex), 2.0, 5.0) == []
+    assert propose(["tea"], rows[:0], units_of, LexiconNeighbours(lex), 2.0, 5.0) == []
