@@ -295,6 +295,12 @@ def test_tune_rescoring_re_ranks_the_kept_beams_as_the_decode_did(exp, tmp_path,
     table = capsys.readouterr().out
     assert "| 2 | 5 | 0.5 | 0.00 |" in table and "best: WER 0.00 at acoustic_weight 0.5" in table
     assert "| 2 | 5 | 0 | 0.00 |" not in table  # the acoustic fit changed an answer of the beam
+    # the training lexicon is read, never written: the answers' new words go to a private copy
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text(f"cat\t{' '.join(enc.text_to_units('cat'))}\n", encoding="utf-8")
+    before = lex.read_bytes()
+    assert tune_main([*args, "--weights", "0.5", "--lexicon", str(lex)]) == 0
+    assert "best: WER 0.00" in capsys.readouterr().out and lex.read_bytes() == before
     (tmp_path / "one.scp").write_text(scp.read_text().splitlines()[0] + "\n")
     assert tune_main([*args[:4], "--feats", str(tmp_path / "one.scp"), "--ref", str(out / "text")]) == 1
     assert "no posteriors for 1 utterance(s)" in capsys.readouterr().err

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
     ap.add_argument("--insert_costs", type=float, nargs="+", default=[2.0], help="align_insert_cost values")
     ap.add_argument("--delete_costs", type=float, nargs="+", default=[5.0], help="align_delete_cost values")
-    ap.add_argument("--lexicon", type=Path, help="pronunciations to start from (hama: the training lexicon)")
+    ap.add_argument("--lexicon", type=Path, help="pronunciations to start from (hama: the training lexicon; read only, "
+                    "the answers' new words go to a private copy)")
     args = ap.parse_args(argv)
     from tasu.data import read_posteriors, read_table_lines
     from tasu.inference import Speech2Text
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"e.g. {missing[0]!r}: give the feats of the set that was decoded")
         if any(w < 0 for w in args.weights):
             raise ValueError(f"--weights must be >= 0, got {args.weights}")
-        s2t = Speech2Text.from_pretrained(args.model, lexicon=args.lexicon, encoder_device="cpu")
+        s2t = Speech2Text.from_pretrained(args.model, training_lexicon=args.lexicon, encoder_device="cpu")
         units_of = units_function(s2t.encoder, s2t.inventory.index())
     except (OSError, ValueError) as e:  # DataError is a ValueError
         print(f"error: {e}", file=sys.stderr)
