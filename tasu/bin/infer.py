@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:  # rescoring and n-best expansion read the lexicon now, so that its errors come first
         if s2t.rescorer is not None:
-            log.info("%d beams re-ranked by acoustic fit (weight %g)", s2t.decode_config.num_beams,
-                     s2t.decode_config.acoustic_weight)
+            log.info("answers re-ranked by acoustic fit (weight %g; beam %d)", s2t.decode_config.acoustic_weight,
+                     s2t.decode_config.num_beams)
         if s2t.expander is not None:
             log.info("n-best expansion: up to %d words of %s a span", s2t.decode_config.expand_per_span,
                      s2t.training_lexicon)
