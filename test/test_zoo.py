@@ -265,12 +265,9 @@ def test_infer_rescores_the_beam_with_a_decode_config(exp, tmp_path):
     assert r.returncode == 2 and f"{conf}: acoustic_weight 0.5" in r.stderr and "num_beams > 1" in r.stderr
 
 
-def test_tune_rescoring_re_ranks_the_kept_beams_as_the_decode_did(exp, tmp_path, capsys):
-    """Stage 4 with rescoring keeps nbest.json; re-ranking it at the decode's weight gives the
-    decode's answers (WER 0 against them), at weight 0 the beam's own best (here not the same)."""
+def dumped_feats(exp, tmp_path):
+    """The tiny model dir, the hama encoder and a feats.scp of a.wav and b.wav's PSD rows (stage 1's)."""
     from tasu.audio import read_audio
-    from tasu.bin.decode import main as decode_main
-    from tasu.bin.tune_rescoring import main as tune_main
     from tasu.encoders.hama import HamaEncoder
     from tasu.fileio import atomic_ark_writer
     from tasu.psd import psd_compress
@@ -283,6 +280,16 @@ def test_tune_rescoring_re_ranks_the_kept_beams_as_the_decode_did(exp, tmp_path,
     with atomic_ark_writer(tmp_path / "feats.ark", scp) as w:
         for key in ("a", "b"):
             w[key] = psd_compress(enc.log_posteriors(*read_audio(str(exp / f"{key}.wav"))), inv.blank_id, 0.5)
+    return model, enc, scp
+
+
+def test_tune_rescoring_re_ranks_the_kept_beams_as_the_decode_did(exp, tmp_path, capsys):
+    """Stage 4 with rescoring keeps nbest.json; re-ranking it at the decode's weight gives the
+    decode's answers (WER 0 against them), at weight 0 the beam's own best (here not the same)."""
+    from tasu.bin.decode import main as decode_main
+    from tasu.bin.tune_rescoring import main as tune_main
+
+    model, enc, scp = dumped_feats(exp, tmp_path)
     conf = tmp_path / "rescore.yaml"
     conf.write_text("num_beams: 3\nmax_new_tokens: 6\nbatch_size: 2\nacoustic_weight: 0.5\n")
     out = tmp_path / "decode"
@@ -311,20 +318,9 @@ def test_expansion_adds_lexicon_swaps_to_the_answers_rescored(exp, tmp_path, cap
     better join the beam's in nbest.json, scored by the LLM, and the rescorer picks among all."""
     import json
 
-    from tasu.audio import read_audio
     from tasu.bin.decode import main as decode_main
-    from tasu.encoders.hama import HamaEncoder
-    from tasu.fileio import atomic_ark_writer
-    from tasu.psd import psd_compress
-    from tasu.units import UnitInventory
 
-    model = exp / "exp" / "tasu_tiny"
-    inv = UnitInventory.from_file(model / "units.txt")
-    enc = HamaEncoder()
-    scp = tmp_path / "feats.scp"
-    with atomic_ark_writer(tmp_path / "feats.ark", scp) as w:
-        for key in ("a", "b"):
-            w[key] = psd_compress(enc.log_posteriors(*read_audio(str(exp / f"{key}.wav"))), inv.blank_id, 0.5)
+    model, enc, scp = dumped_feats(exp, tmp_path)
     words = "the cat sat on mat open door please".split()
     lexicon = tmp_path / "lexicon.txt"
     lexicon.write_text("".join(f"{w}\t{' '.join(enc.text_to_units(w))}\n" for w in words), encoding="utf-8")

@@ -147,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                      dcfg.acoustic_weight, dcfg.num_beams, changed, len(nbest))
             if dcfg.expand_per_span > 0:
                 new = sum(hyps[u] not in [t for t, _ in c[:dcfg.num_beams]] for u, c in nbest.items())
+                added = sum(len(c) - dcfg.num_beams for c in nbest.values())
                 log.info("n-best expansion: %d answers added (%.1f an input), %d chosen",
-                         sum(len(c) - dcfg.num_beams for c in nbest.values()),
-                         sum(len(c) - dcfg.num_beams for c in nbest.values()) / max(1, len(nbest)), new)
+                         added, added / max(1, len(nbest)), new)
             atomic_write_text(args.outdir / "nbest.json", json.dumps(nbest, indent=0, ensure_ascii=False))
     el = time.time() - t0
     atomic_write_text(args.outdir / "text", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))
