@@ -20,7 +20,7 @@ and LLM positions a second, peak device memory, FLOPs of a step (``torch.utils.f
 that rate as a share of the device's matmul peak measured in the dtype training computes in.
 Decoding: ``--decode_utts`` utterances in batches of ``--decode_batch`` with the decode config's
 beam and new-token limit; with random weights answers run to the limit unless the end token comes,
-so this is a worst case. ``--json`` writes the numbers.
+so this is a worst case. ``--json`` writes the numbers, ``--profile`` where a step's time goes.
 """
 from __future__ import annotations
 
@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode_batch", type=int, default=16)
     ap.add_argument("--ngpu", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the numbers here")
+    ap.add_argument("--profile", type=Path, help="write torch.profiler's table of two more training steps here "
+                    "(operators by device and by CPU time)")
     args = ap.parse_args(argv)
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -182,6 +184,17 @@ def main(argv: list[str] | None = None) -> int:
         bad += not step(b)
         sents += len(b)
     el = time.perf_counter() - t0
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=acts) as prof:
+            for _ in range(2):
+                step(next(batches))
+        table = prof.key_averages()
+        args.profile.write_text("".join(
+            f"== sorted by {key} ==\n{table.table(sort_by=key, row_limit=30, max_name_column_width=60)}\n"
+            for key in (["cuda_time_total"] if cuda else []) + ["cpu_time_total", "self_cpu_time_total"]))
     hook.remove()
     peak = matmul_peak(model.amp_dtype, n=8192 if cuda else 2048, device=device)
     eff = flops_per_sent * sents / el / 1e9
