@@ -28,6 +28,7 @@ import argparse
 import json
 import lzma
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -111,27 +112,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, help="write torch.profiler's table of two more training steps here "
                     "(operators by device and by CPU time)")
     args = ap.parse_args(argv)
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from tasu.bin.benchmark import matmul_peak
-    from tasu.config import load_config
-    from tasu.examples import TextExample, answer_ids
-    from tasu.modelio import build_model
     from tasu.runtime import device_from_ngpu
-    from tasu.simulate import PosteriorSimulator
-    from tasu.train import Trainer
-    from tasu.units import UnitInventory
 
     device = device_from_ngpu(args.ngpu)
-    cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
     overrides = {}
     for kv in args.override:
         if "=" not in kv:
             ap.error(f"--override expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
         overrides[k] = yaml.safe_load(v)
-    work = Path(tempfile.mkdtemp(prefix="tasu_scale_"))
+    work = Path(tempfile.mkdtemp(prefix="tasu_scale_"))  # the exp dir, and the random LLM without --llm_dir
+    try:
+        return run(args, work, overrides, device)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path, overrides: dict, device: torch.device) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tasu.bin.benchmark import matmul_peak
+    from tasu.config import load_config
+    from tasu.examples import TextExample, answer_ids
+    from tasu.modelio import build_model
+    from tasu.simulate import PosteriorSimulator
+    from tasu.train import Trainer
+    from tasu.units import UnitInventory
+
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     t0 = time.perf_counter()
     overrides["llm"] = str(random_llm_dir(args.llm_config, args.tokenizer, args.llm_dir or work / "llm", device))
     cfg = load_config(args.config, overrides=overrides)
@@ -150,12 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     sim = PosteriorSimulator(inv.size, list(range(1, args.n_units)), inv.units, inv.wb_id, cfg.simulation)
     trainer = Trainer(cfg, model, sim, examples, [], work / "exp")
     params = [p for p in model.parameters() if p.requires_grad]
-    seen = {"padded": 0, "real": 0}
+    masks: list[tuple[int, torch.Tensor]] = []
 
-    def count(_mod, _args, kwargs):  # the LLM's positions a step (prompt + speech rows + answer)
-        m = kwargs["attention_mask"]
-        seen["padded"] += m.numel()
-        seen["real"] += int(m.sum())
+    def count(_mod, _args, kwargs):  # the LLM's positions a step (prompt + speech rows + answer),
+        m = kwargs["attention_mask"]  # summed on the device: no sync inside a timed step
+        masks.append((m.numel(), m.sum()))
 
     hook = model.base.base_model.register_forward_pre_hook(count, with_kwargs=True)
 
@@ -177,13 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     flops_per_sent = fc.get_total_flops() / len(b)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    seen.update(padded=0, real=0)
+    masks.clear()
     t0, sents, bad = time.perf_counter(), 0, 0
     for _ in range(args.steps):
         b = next(batches)
         bad += not step(b)
         sents += len(b)
     el = time.perf_counter() - t0
+    padded, real = sum(n for n, _ in masks), sum(int(m) for _, m in masks)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
@@ -204,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         "config": str(args.config), "overrides": args.override, "finetune": cfg.finetune,
         "llm_parameters_M": round((n_params - sum(p.numel() for p in model.projector.parameters())) / 1e6, 1),
         "trainable_parameters_M": round(sum(p.numel() for p in params) / 1e6, 2),
+        "trainable_parameters": sum(p.numel() for p in params),
         "n_units": args.n_units, "batch_size": o.batch_size, "steps": args.steps, "skipped_steps": bad,
         "autocast": str(model.amp_dtype), "s_per_step": el / args.steps, "sentences_per_s": sents / el,
-        "positions_per_step": seen["real"] / args.steps, "padded_positions_per_step": seen["padded"] / args.steps,
+        "positions_per_step": real / args.steps, "padded_positions_per_step": padded / args.steps,
         "gflop_per_sentence": flops_per_sent / 1e9, "effective_tflops": eff / 1e3,
         "matmul_peak_tflops": peak / 1e3, "share_of_peak": eff / peak, "random_llm_s": t_llm,
     }
