@@ -54,6 +54,12 @@ class SpeechLLM(nn.Module):
         emb = self.base.get_input_embeddings()
         return emb(torch.tensor(list(ids), dtype=torch.long, device=self.device))
 
+    def _embed_many(self, seqs: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+        """:meth:`_embed_ids` of each sequence from one host-to-device copy and one lookup (on a
+        GPU each copy of a host list waits for the device: one a batch, not one an example)."""
+        flat = torch.tensor([i for s in seqs for i in s], dtype=torch.long)
+        return list(self.base.get_input_embeddings()(flat.to(self.device)).split([len(s) for s in seqs]))
+
     def project(self, feats: Sequence) -> list[torch.Tensor]:
         """Projected rows ``[L'_b, D]`` per utterance, from one projector call over the whole batch
         (``L'_b = L_b`` for per-row projectors; see :func:`tasu.projector.project_batch`)."""
@@ -77,16 +83,19 @@ class SpeechLLM(nn.Module):
         takes as many positions as the projector writes (fewer than rows for sequence projectors).
         ``templates``: one prompt per example (e.g. per task); None: the model's own.
         """
-        embedded: dict[PromptTemplate, tuple[torch.Tensor, torch.Tensor]] = {}
+        tpls = self._templates(len(feats), templates)
+        distinct = list(dict.fromkeys(tpls))
+        pieces = self._embed_many([t.prefix for t in distinct] + [t.suffix for t in distinct]
+                                  + (list(answers) if answers is not None else []))
+        embedded = {t: (pieces[j], pieces[len(distinct) + j]) for j, t in enumerate(distinct)}
+        ans = pieces[2 * len(distinct):]
         rows, labels = [], []
-        for i, (sp, tpl) in enumerate(zip(self.project(feats), self._templates(len(feats), templates))):
-            if tpl not in embedded:
-                embedded[tpl] = self._embed_ids(tpl.prefix), self._embed_ids(tpl.suffix)
+        for i, (sp, tpl) in enumerate(zip(self.project(feats), tpls)):
             pre, suf = embedded[tpl]
             parts = [pre, sp.to(pre.dtype), suf]
             lab = [IGNORE] * (len(tpl.prefix) + sp.shape[0] + len(tpl.suffix))
             if answers is not None:
-                parts.append(self._embed_ids(answers[i]))
+                parts.append(ans[i])
                 lab += list(answers[i])
             rows.append(torch.cat(parts))
             labels.append(torch.tensor(lab, dtype=torch.long))
