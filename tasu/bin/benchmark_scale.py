@@ -14,13 +14,17 @@ recipe's training config (``--config``, with ``--override``s) is built as stage 
   such), consecutive lines joined to lengths drawn uniformly around ``--words`` words
   (LibriSpeech's 960 h transcripts: 33.4 on average).
 
-Training runs the trainer's own update (``Trainer._forward_backward``, clipping, AdamW, schedule)
-for ``--steps`` timed steps after ``--warmup`` untimed ones and prints: seconds a step, sentences
-and LLM positions a second, peak device memory, FLOPs of a step (``torch.utils.flop_counter``) and
-that rate as a share of the device's matmul peak measured in the dtype training computes in.
+Training runs the trainer's own update (``Trainer.update``: gradients, clipping, AdamW, schedule)
+for ``--steps`` timed steps after ``--warmup`` untimed ones, on batches drawn from a fixed pool of
+``--pool`` sentences (the same batches whatever ``--steps`` is), and prints: seconds a step,
+sentences and LLM positions a second, peak device memory of the timed steps, FLOPs (counted by
+``torch.utils.flop_counter`` on one more batch, per padded position, applied to the timed batches'
+positions) and that rate as a share of the device's matmul peak measured in the dtype training
+computes in. The stand-in tokenizer sets the prompt's and answers' lengths, not the LLM's own.
 Decoding: ``--decode_utts`` utterances in batches of ``--decode_batch`` with the decode config's
-beam and new-token limit; with random weights answers run to the limit unless the end token comes,
-so this is a worst case. ``--json`` writes the numbers, ``--profile`` where a step's time goes.
+beam and new-token limit, after training's gradients and optimiser state are freed; with random
+weights answers run to the limit unless the end token comes, so this is a worst case.
+``--json`` writes the numbers and the arguments, ``--profile`` where a step's time goes.
 """
 from __future__ import annotations
 
@@ -46,21 +50,28 @@ def random_llm_dir(config_json: Path, tokenizer: Path, out: Path, device: torch.
 
     if (out / "config.json").is_file():
         return out
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: not empty and no config.json in it; give an empty or new --llm_dir")
     spec = {k: v for k, v in json.loads(config_json.read_text()).items() if not k.startswith("_")}
     kind = spec.pop("model_type")
-    spec.pop("architectures", None)
+    for k in ("architectures", "torch_dtype", "dtype", "transformers_version"):  # a hub config.json's extras
+        spec.pop(k, None)
     tok = tr.AutoTokenizer.from_pretrained(tokenizer)
     if len(tok) > spec["vocab_size"]:
         raise ValueError(f"{tokenizer}: {len(tok)} tokens do not fit {config_json}'s vocab_size {spec['vocab_size']}")
-    eos = tok.eos_token_id
-    conf = tr.AutoConfig.for_model(kind, **spec, bos_token_id=tok.bos_token_id, eos_token_id=eos,
-                                   pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos)
+    eos = tok.eos_token_id  # the stand-in tokenizer's special tokens replace the config's
+    spec.update(bos_token_id=tok.bos_token_id, eos_token_id=eos,
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos)
+    conf = tr.AutoConfig.for_model(kind, **spec)
     torch.manual_seed(0)
     with torch.device(device):  # initialised where it will run (1.5 B parameters: seconds on a GPU)
         model = tr.AutoModelForCausalLM.from_config(conf, dtype=torch.bfloat16)
     tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed run's leftover
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    if out.exists():
+        out.rmdir()
     tmp.rename(out)
     return out
 
@@ -104,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--words", type=float, default=33.4, help="mean words a training sentence")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--pool", type=int, default=2048, help="sentences drawn (at least the steps' need): "
+                    "batches are drawn from the pool by length, the same ones whatever --steps is")
     ap.add_argument("--decode_config", type=Path, help="decode YAML (num_beams, max_new_tokens); none: no decoding")
     ap.add_argument("--decode_utts", type=int, default=64)
     ap.add_argument("--decode_batch", type=int, default=16)
@@ -150,8 +163,9 @@ def run(args: argparse.Namespace, work: Path, overrides: dict, device: torch.dev
     model = build_model(cfg, inv, device)
     tok = model.tokenizer
     o = cfg.optim
-    n_sent = (args.warmup + args.steps + 1) * o.batch_size
-    texts = joined_sentences(read_lines(args.text), args.words, max(n_sent, args.decode_utts), cfg.seed)
+    # a fixed pool, so that the same seed draws the same batches whatever --steps and --warmup are
+    need = (args.warmup + args.steps + 1 + (2 if args.profile else 0)) * o.batch_size
+    texts = joined_sentences(read_lines(args.text), args.words, max(args.pool, need, args.decode_utts), cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     answers = answer_ids(tok, texts, model.template.eos_id)
     examples = [TextExample(f"s{i}", rng.integers(1, args.n_units, max(1, round(args.units_per_token * (len(a) - 1)))),
@@ -161,78 +175,94 @@ def run(args: argparse.Namespace, work: Path, overrides: dict, device: torch.dev
     params = [p for p in model.parameters() if p.requires_grad]
     masks: list[tuple[int, torch.Tensor]] = []
 
-    def count(_mod, _args, kwargs):  # the LLM's positions a step (prompt + speech rows + answer),
-        m = kwargs["attention_mask"]  # summed on the device: no sync inside a timed step
+    def count(_mod, _args, kwargs):  # the LLM's positions (prompt + speech rows + answer), summed
+        m = kwargs["attention_mask"]  # on the device: no sync of its own inside a timed step
         masks.append((m.numel(), m.sum()))
 
     hook = model.base.base_model.register_forward_pre_hook(count, with_kwargs=True)
 
-    def step(batch):
-        _, finite = trainer._forward_backward(batch, params)
-        torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-        trainer.opt.step()
-        trainer.sched.step()
+    def step(batch) -> bool:  # the trainer's own update (Trainer.run's, without its logging)
+        updated = trainer.update(batch, params)[2]
         sync()
-        return finite
+        return updated
+
+    def positions() -> tuple[int, int]:  # (padded, real) since the last call
+        out = sum(n for n, _ in masks), sum(int(m) for _, m in masks)
+        masks.clear()
+        return out
 
     model.train()
     batches = trainer.batches()
     for _ in range(args.warmup):
         step(next(batches))
+    # FLOPs counted on one batch, per padded position (the LLM computes over the padding too),
+    # then applied to the timed batches' positions: batches differ in length
+    positions()
     with FlopCounterMode(display=False) as fc:
-        b = next(batches)
-        step(b)
-    flops_per_sent = fc.get_total_flops() / len(b)
+        step(next(batches))
+    flops_per_position = fc.get_total_flops() / positions()[0]
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    masks.clear()
-    t0, sents, bad = time.perf_counter(), 0, 0
+    t0, sents, skipped = time.perf_counter(), 0, 0
     for _ in range(args.steps):
         b = next(batches)
-        bad += not step(b)
+        skipped += not step(b)
         sents += len(b)
     el = time.perf_counter() - t0
-    padded, real = sum(n for n, _ in masks), sum(int(m) for _, m in masks)
+    padded, real = positions()
+    peak_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if cuda else None
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         with profile(activities=acts) as prof:
+            t1 = time.perf_counter()
             for _ in range(2):
                 step(next(batches))
+            prof_s = time.perf_counter() - t1
+        pp, pr = positions()
         table = prof.key_averages()
-        args.profile.write_text("".join(
-            f"== sorted by {key} ==\n{table.table(sort_by=key, row_limit=30, max_name_column_width=60)}\n"
-            for key in (["cuda_time_total"] if cuda else []) + ["cpu_time_total", "self_cpu_time_total"]))
+        args.profile.write_text(
+            f"2 steps, {prof_s:.3f} s under the profiler, {pr} LLM positions ({pp} padded)\n" + "".join(
+                f"== sorted by {key} ==\n{table.table(sort_by=key, row_limit=30, max_name_column_width=60)}\n"
+                for key in (["cuda_time_total"] if cuda else []) + ["cpu_time_total", "self_cpu_time_total"]))
     hook.remove()
     peak = matmul_peak(model.amp_dtype, n=8192 if cuda else 2048, device=device)
-    eff = flops_per_sent * sents / el / 1e9
-    n_params = sum(p.numel() for p in model.parameters())
+    flops = flops_per_position * padded
+    eff = flops / el / 1e9
+    n_lora = sum(p.numel() for n, p in model.llm.named_parameters() if "lora_" in n)
     res = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "device": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__,
-        "config": str(args.config), "overrides": args.override, "finetune": cfg.finetune,
-        "llm_parameters_M": round((n_params - sum(p.numel() for p in model.projector.parameters())) / 1e6, 1),
+        "finetune": cfg.finetune,
+        "llm_parameters_M": round((sum(p.numel() for p in model.llm.parameters()) - n_lora) / 1e6, 1),
+        "lora_parameters": n_lora,
         "trainable_parameters_M": round(sum(p.numel() for p in params) / 1e6, 2),
         "trainable_parameters": sum(p.numel() for p in params),
-        "n_units": args.n_units, "batch_size": o.batch_size, "steps": args.steps, "skipped_steps": bad,
+        "n_units": args.n_units, "batch_size": o.batch_size, "steps": args.steps, "skipped_steps": skipped,
         "autocast": str(model.amp_dtype), "s_per_step": el / args.steps, "sentences_per_s": sents / el,
         "positions_per_step": real / args.steps, "padded_positions_per_step": padded / args.steps,
-        "gflop_per_sentence": flops_per_sent / 1e9, "effective_tflops": eff / 1e3,
-        "matmul_peak_tflops": peak / 1e3, "share_of_peak": eff / peak, "random_llm_s": t_llm,
+        "gflop_per_padded_position": flops_per_position / 1e9, "gflop_per_sentence": flops / sents / 1e9,
+        "effective_tflops": eff / 1e3, "matmul_peak_tflops": peak / 1e3, "share_of_peak": eff / peak,
+        "random_llm_s": t_llm,
     }
     if cuda:
-        res["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+        res["peak_memory_gib"] = peak_mem
     print(f"training ({args.config.name}, {cfg.finetune}): batch {o.batch_size}, {args.steps} steps, "
           f"{res['s_per_step']:.3f} s/step, {res['sentences_per_s']:.1f} sentences/s, "
           f"{res['positions_per_step']:.0f} LLM positions a step ({res['padded_positions_per_step']:.0f} padded), "
           f"{eff / 1e3:.1f} effective TFLOP/s = {100 * eff / peak:.0f} % of the {peak / 1e3:.1f} TFLOP/s matmul "
-          f"peak in {model.amp_dtype or torch.float32}" +
-          (f", peak memory {res['peak_memory_gib']:.1f} GiB" if cuda else ""))
+          f"peak in {model.amp_dtype or torch.float32}" + (f", peak memory {peak_mem:.1f} GiB" if cuda else ""))
     if args.decode_config:
         dc = yaml.safe_load(args.decode_config.read_text()) or {}
         beams, max_new = int(dc.get("num_beams", 1)), int(dc.get("max_new_tokens", 64))
         model.eval()
-        feats = [torch.from_numpy(sim(e.unit_ids, rng)) for e in examples[:args.decode_utts]]
+        trainer.opt.state.clear()  # decoding's memory without training's gradients and optimiser state
+        model.zero_grad(set_to_none=True)
+        if cuda:
+            torch.cuda.empty_cache()
+        feats = [sim(e.unit_ids, rng, sparse=trainer.sparse_inputs) for e in examples[:args.decode_utts]]
+        feats = [f if trainer.sparse_inputs else torch.from_numpy(f) for f in feats]
         model.generate(feats[:args.decode_batch], max_new_tokens=4, num_beams=beams)  # warm-up
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
