@@ -25,12 +25,16 @@ python=python3
 tokenizer=$(cd "${tokenizer}" && pwd)
 mkdir -p "${outdir}"
 top=$(cd ../.. && pwd)
-{ nvidia-smi || echo "no nvidia-smi"; ${python} -c 'import torch, transformers, peft; print("torch", torch.__version__, "cuda", torch.version.cuda,
-"transformers", transformers.__version__, "peft", peft.__version__)'; } > "${outdir}/env.txt" 2>&1
+{ nvidia-smi || echo "no nvidia-smi"; lscpu || true; ${python} -c 'import torch, transformers, peft
+print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__,
+      "peft", peft.__version__)'; } > "${outdir}/env.txt" 2>&1 || { cat "${outdir}/env.txt"; exit 1; }
 
 (cd "${top}" && TASU_TEST_TOKENIZER="${tokenizer}" ${python} -m pytest -q -rs test/test_recipe_librispeech.py) \
     > "${outdir}/pytest.log" 2>&1 || { tail -50 "${outdir}/pytest.log"; exit 1; }
 tail -3 "${outdir}/pytest.log"
+if [ "${ngpu}" -gt 0 ] && ! grep -q "2 passed" "${outdir}/pytest.log"; then
+    echo "$0: the CUDA end-to-end test did not run (skipped?): see ${outdir}/pytest.log" >&2; exit 1
+fi
 
 llm_dir=$(mktemp -d)/llm  # the random LLM (3 GB at 1.5 B), made by the first run, kept out of --outdir
 trap 'rm -rf "$(dirname "${llm_dir}")"' EXIT
