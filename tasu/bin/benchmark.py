@@ -6,7 +6,7 @@ Prints
   config (FLOPs of one step counted by ``torch.utils.flop_counter``: forward + backward
   matmuls actually executed), on simulated posteriors of the given units file, and that rate
   as a share of this machine's matmul peak in the dtype training computes in (measured here:
-  the best of a few square matmuls under the same autocast);
+  the best of a few square matmuls of inputs made in that dtype);
 - decoding: real-time factor of audio -> the model's encoder -> PSD -> LLM text on
   ``--n_utts`` utterances of a data dir (processing seconds / audio seconds);
 - peak resident memory of the process.
