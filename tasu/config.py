@@ -309,6 +309,18 @@ def config_chain(path: Path) -> list[Path]:
     return chain
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` command-line overrides -> ``{dotted key: YAML value}`` for :func:`load_config`;
+    ValueError naming an item without ``=``."""
+    out: dict[str, Any] = {}
+    for kv in items:
+        if "=" not in kv:
+            raise ValueError(f"--override expects KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
 def load_config(path: Path, cls=TrainConfig, overrides: dict[str, Any] | None = None):
     """Load a YAML config into ``cls`` (its ``base:`` chain resolved, see :func:`read_config_data`);
     ``overrides`` use dotted keys (``optim.lr``)."""

@@ -51,12 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tasu_bench_dist_"))
-    import yaml
 
-    from tasu.config import load_config
+    from tasu.config import load_config, parse_overrides
 
-    bs = load_config(args.config, overrides={k: yaml.safe_load(v) for k, v in
-                                             (o.split("=", 1) for o in args.override)}).optim.batch_size
+    bs = load_config(args.config, overrides=parse_overrides(args.override)).optim.batch_size
     print(f"workdir {work}; {os.cpu_count()} CPUs; config {args.config}; {args.steps} steps")
     for n in args.nprocs:
         exp = work / f"np{n}"

@@ -125,15 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, help="write torch.profiler's table of two more training steps here "
                     "(operators by device and by CPU time)")
     args = ap.parse_args(argv)
+    from tasu.config import parse_overrides
     from tasu.runtime import device_from_ngpu
 
     device = device_from_ngpu(args.ngpu)
-    overrides = {}
-    for kv in args.override:
-        if "=" not in kv:
-            ap.error(f"--override expects KEY=VALUE, got {kv!r}")
-        k, v = kv.split("=", 1)
-        overrides[k] = yaml.safe_load(v)
+    try:
+        overrides = parse_overrides(args.override)
+    except ValueError as e:
+        ap.error(str(e))
     work = Path(tempfile.mkdtemp(prefix="tasu_scale_"))  # the exp dir, and the random LLM without --llm_dir
     try:
         return run(args, work, overrides, device)

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
-from tasu.config import load_config
+from tasu.config import load_config, parse_overrides
 from tasu.data import DataDir, DataError, read_kv, read_posteriors
 
 log = logging.getLogger("tasu.train")
@@ -69,12 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.expdir / "train.log", ctx.rank)
     log.info("command: %s", " ".join(sys.argv))
 
-    overrides = {}
-    for kv in args.override:
-        if "=" not in kv:
-            ap.error(f"--override expects KEY=VALUE, got {kv!r}")
-        k, v = kv.split("=", 1)
-        overrides[k] = yaml.safe_load(v)
+    try:
+        overrides = parse_overrides(args.override)
+    except ValueError as e:
+        ap.error(str(e))
     if args.init:
         overrides["init"] = args.init
     if args.encoder:
