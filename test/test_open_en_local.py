@@ -33,12 +33,13 @@ Zyxwvut appeared once in the old town.
 """
 
 
-def git_repo(root: Path, files: dict[str, bytes]) -> str:
+def git_repo(root: Path, files: dict[str, bytes], name: str = "owner+books") -> str:
     """A mirror like the search tool's fetch leaves it: <root>/owner+name/repo with one commit."""
-    repo = root / "owner+books" / "repo"
+    repo = root / name / "repo"
     repo.mkdir(parents=True)
-    for name, data in files.items():
-        (repo / name).write_bytes(data)
+    for path, data in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_bytes(data)
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(root), "PATH": "/usr/bin:/bin"}
     for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "x"]):
@@ -170,6 +171,51 @@ def test_arctic_sets_are_real_and_split_by_prompt(tmp_path):
     prompts = lambda s: {normalize_text(t) for t in sets[s].values()}  # noqa: E731
     assert not prompts("arctic_dev") & prompts("arctic_test")
     assert "commit: c51cb971036a127359b43c621f26ca5081eab13e" in (RECIPE / "db" / "arctic_cathy" / "SOURCE").read_text()
+
+
+def test_arctic_subset_builder_splits_by_prompt_and_keeps_the_rest_apart(tmp_path):
+    """make_arctic_subset.py on a tiny mirror in the dataset's layout: latest take per prompt,
+    no prompt in two parts, the paired rest in its own dir (--train_out) with its own SOURCE,
+    orphans counted; a re-run without --train_out leaves dev/test as they were."""
+    sr = 48000
+    tone = (0.1 * np.sin(np.arange(sr // 4) / 7)).astype(np.float32)
+    stereo = np.stack([tone, tone], axis=1)
+    files = {}
+    for i in range(1, 7):
+        for ts in ((100, 200) if i == 1 else (100,)):
+            buf = io.BytesIO()
+            sf.write(buf, stereo, sr, format="WAV")
+            files[f"data/arctic_a{i:04d}_{ts}.wav"] = buf.getvalue()
+            files[f"data/arctic_a{i:04d}_{ts}.txt"] = f"Prompt number {i} take {ts}.\n".encode()
+    files["data/arctic_a0009_100.wav"] = files["data/arctic_a0001_100.wav"]   # no transcript
+    commit = git_repo(tmp_path / "mirror", files, name="rhasspy+dataset-voice-cathy")
+    script = RECIPE / "local" / "make_arctic_subset.py"
+    out, rest = tmp_path / "db", tmp_path / "db_train"
+    args = [sys.executable, str(script), "--mirror", str(tmp_path / "mirror"), "--out", str(out),
+            "--n_test", "2", "--n_dev", "1"]
+    res = subprocess.run([*args, "--train_out", str(rest)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    parts = {p: dict(l.split(" ", 1) for l in (d / f"{p}.text").read_text().splitlines())
+             for p, d in (("test", out), ("dev", out), ("train", rest))}
+    assert [len(parts[p]) for p in ("test", "dev", "train")] == [2, 1, 3]
+    assert len(set().union(*(set(t) for t in parts.values()))) == 6          # six prompts, each once
+    assert {p.stem for p in (rest / "flac").glob("*.flac")} == set(parts["train"])
+    assert {p.stem for p in (out / "flac").glob("*.flac")} == set(parts["test"]) | set(parts["dev"])
+    took = {**parts["test"], **parts["dev"], **parts["train"]}["cathy-arctic_a0001"]
+    assert took.strip() == "Prompt number 1 take 200."                        # the latest take
+    info = sf.info(next((rest / "flac").glob("*.flac")))
+    assert info.samplerate == 16000 and info.channels == 1
+    source, rest_source = (out / "SOURCE").read_text(), (rest / "SOURCE").read_text()
+    assert "(train)" not in source and "train " not in source.splitlines()[-1]
+    assert "no_txt 1" in source and "train 3" in rest_source.splitlines()[-1]
+    assert f"commit: {commit}" in rest_source and f"commit: {commit}" in source
+    before = {p: (out / p).read_bytes() for p in ("SOURCE", "dev.text", "test.text")}
+    res = subprocess.run(args, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert before == {p: (out / p).read_bytes() for p in ("SOURCE", "dev.text", "test.text")}
+    res = run_prep(tmp_path, "--sets", "arctic_train", "--arctic_train", str(rest))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "data" / "arctic_train" / "text").read_text().count("\n") == 3
 
 
 @pytest.mark.cli  # reads the whole shipped text and lexicon (~25 s)

@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n_test", type=int, default=400)
     ap.add_argument("--n_dev", type=int, default=150)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--train_out", type=Path, default=None,
+                    help="also write the prompts in neither split (paired data for stage 3, not committed) "
+                         "to <train_out>/{flac/,train.text,SOURCE}; dev and test stay as they are")
     args = ap.parse_args(argv)
     base = args.mirror / REPO.replace("/", "+") / "repo"
     gitdir = base / ".git" if (base / ".git").is_dir() else base
@@ -66,9 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     prompts = sorted(takes)
     random.Random(args.seed).shuffle(prompts)
     split = {"test": sorted(prompts[: args.n_test]), "dev": sorted(prompts[args.n_test: args.n_test + args.n_dev])}
-    (args.out / "flac").mkdir(parents=True, exist_ok=True)
-    source_lines = [f"repo: {REPO}", f"commit: {commit}", "licence: CC0 1.0 (the repository's LICENSE)",
-                    "audio: 16 kHz mono 16-bit FLAC, sox <wav> -r 16000 -c 1 -b 16 <flac>", "utterances:"]
+    outdir = {"test": args.out, "dev": args.out}
+    if args.train_out is not None:
+        split["train"] = sorted(prompts[args.n_test + args.n_dev:])
+        outdir["train"] = args.train_out
+    for d in set(outdir.values()):
+        (d / "flac").mkdir(parents=True, exist_ok=True)
+    header = [f"repo: {REPO}", f"commit: {commit}", "licence: CC0 1.0 (the repository's LICENSE)",
+              "audio: 16 kHz mono 16-bit FLAC, sox <wav> -r 16000 -c 1 -b 16 <flac>", "utterances:"]
+    source_lines = {d: list(header) for d in outdir.values()}
     for part, ps in split.items():
         lines = []
         for prompt in ps:
@@ -78,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 counts["empty_transcript"] += 1
                 continue
             utt = f"cathy-{prompt}"
-            flac = args.out / "flac" / f"{utt}.flac"
+            flac = outdir[part] / "flac" / f"{utt}.flac"
             if not flac.exists():
                 with tempfile.TemporaryDirectory() as td:
                     wav = Path(td) / "in.wav"
@@ -88,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                     os.replace(tmp, flac) if tmp.stat().st_dev == flac.parent.stat().st_dev else \
                         flac.write_bytes(tmp.read_bytes())
             lines.append(f"{utt} {text}\n")
-            source_lines.append(f"  {utt}: {stem}.wav ({part})")
+            source_lines[outdir[part]].append(f"  {utt}: {stem}.wav ({part})")
             counts[part] += 1
-        atomic_write_text(args.out / f"{part}.text", "".join(lines))
-    source_lines.append("counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    atomic_write_text(args.out / "SOURCE", "\n".join(source_lines) + "\n")
+        atomic_write_text(outdir[part] / f"{part}.text", "".join(lines))
+    for d, lines in source_lines.items():   # each SOURCE counts its own parts and the skips
+        mine = {k: v for k, v in counts.items() if k not in outdir or outdir[k] == d}
+        lines.append("counts: " + ", ".join(f"{k} {v}" for k, v in sorted(mine.items())))
+        atomic_write_text(d / "SOURCE", "\n".join(lines) + "\n")
     print(f"{args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
 

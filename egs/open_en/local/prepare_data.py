@@ -6,6 +6,9 @@
 - ``data/arctic_dev``, ``data/arctic_test``: real read speech, CMU ARCTIC prompts by one US
   speaker (``db/arctic_cathy``, committed, made by local/make_arctic_subset.py); split by
   prompt. ``arctic_dev`` is the set for choosing settings;
+- ``data/arctic_train`` (only when asked for, ``--sets arctic_train``): the 582 other ARCTIC
+  prompts of the same speaker (``db/arctic_cathy_train``, not committed: made by
+  ``local/make_arctic_subset.py --train_out``), paired audio for stage 3; never a test set;
 - ``data/asterisk``: real telephone prompts (8 kHz) of one professional speaker, Debian
   ``asterisk-core-sounds-en-wav``, transcripts from ``asterisk-core-sounds-en``'s
   ``core-sounds-en.txt``, digits and symbols read out (:func:`tasu.textnorm.verbalize`, and
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("data"))
     ap.add_argument("--text_dir", type=Path, default=Path("local/text"))
     ap.add_argument("--arctic", type=Path, default=Path("db/arctic_cathy"))
+    ap.add_argument("--arctic_train", type=Path, default=Path("db/arctic_cathy_train"),
+                    help="the ARCTIC prompts in neither split, same speaker (not committed: "
+                         "local/make_arctic_subset.py --train_out); paired data for stage 3 only")
     ap.add_argument("--asterisk_sounds", type=Path, default=Path("/usr/share/asterisk/sounds/en"))
     ap.add_argument("--asterisk_text", type=Path,
                     default=Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"))
@@ -162,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s: %d sentences", args.data / s, len(text))
         elif s in ("arctic_dev", "arctic_test"):
             arctic(args.arctic, s.split("_", 1)[1], args.data / s, args.n_test)
+        elif s == "arctic_train":
+            arctic(args.arctic_train, "train", args.data / s, args.n_test)
         elif s == "asterisk":
             asterisk(args.asterisk_sounds, args.asterisk_text, args.data / s, args.n_test)
         else:
-            raise SystemExit(f"unknown set {s!r} (known: train dev arctic_dev arctic_test asterisk)")
+            raise SystemExit(f"unknown set {s!r} (known: train dev arctic_dev arctic_test arctic_train asterisk)")
     return 0
 
 
