@@ -168,6 +168,45 @@ def environment(cwd: str | os.PathLike[str] | None = None) -> dict[str, str]:
     return env
 
 
+_MD_TASK_HEADER = ("| set | task | #utts | metric | value (%) | model | date |", "|---|---|---:|---|---:|---|---|")
+
+
+def _table_lines(text: str, header: Sequence[str]) -> list[str]:
+    """The body lines of the markdown table under ``header`` in ``text`` (none if it is absent)."""
+    lines = text.splitlines()
+    for i in range(len(lines) - 1):
+        if lines[i].strip() == header[0] and lines[i + 1].strip() == header[1]:
+            body = []
+            for line in lines[i + 2:]:
+                if not line.startswith("|"):
+                    break
+                body.append(line)
+            return body
+    return []
+
+
+def kept_rows(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """The rows of an existing RESULTS.md that a regeneration from ``rows`` does not replace.
+
+    A recipe's RESULTS.md is rebuilt from the decode dirs present, but ``exp/`` is not committed:
+    on a new machine the decodes of earlier models are gone while their rows are the record.
+    Returns (WER-table lines, task-table lines), verbatim, of every row whose (set, model) -- (set,
+    task, model) for task rows -- no new row has. No file: nothing kept.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return [], []
+    text = p.read_text(encoding="utf-8")
+    cells = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
+    new_wer = {(str(r["set"]), str(r["model"])) for r in rows if r.get("metric", "WER") in ("WER", "wer", "cer")}
+    new_task = {(str(r["set"]), str(r.get("task")), str(r["model"])) for r in rows
+                if r.get("metric", "WER") not in ("WER", "wer", "cer")}
+    wer = [ln for ln in _table_lines(text, _MD_HEADER) if (cells(ln)[0], cells(ln)[-2]) not in new_wer]
+    task = [ln for ln in _table_lines(text, _MD_TASK_HEADER)
+            if (cells(ln)[0], cells(ln)[1], cells(ln)[-2]) not in new_task]
+    return wer, task
+
+
 def write_results_md(
     path: str | os.PathLike[str],
     rows: Sequence[Mapping[str, Any]],
@@ -175,6 +214,7 @@ def write_results_md(
     title: str,
     notes: str = "",
     env: Mapping[str, str] | None = None,
+    kept: tuple[Sequence[str], Sequence[str]] = ((), ()),
 ) -> None:
     """Regenerate ``RESULTS.md``: a title, the environment, the results table(s), then ``notes``.
 
@@ -184,18 +224,19 @@ def write_results_md(
     table with sclite's columns, as ESPnet's RESULTS.md have it: Snt, Wrd, Corr, Sub, Del, Ins,
     Err, S.Err (% of words, S.Err % of sentences). Rows of other task metrics (a ``metric`` key
     other than WER: ``set, task, n_utts, metric, value, model, date``) go into a second table.
-    Rows are written in the given order. ``env``: the environment block (default:
+    Rows are written in the given order, after ``kept`` (WER-table and task-table lines of an
+    earlier RESULTS.md, verbatim: :func:`kept_rows`). ``env``: the environment block (default:
     :func:`environment`). Written atomically.
     """
     task_rows = [r for r in rows if r.get("metric", "WER") not in ("WER", "wer", "cer")]
     rows = [r for r in rows if r not in task_rows]
     env = environment(Path(path).resolve().parent) if env is None else env
     lines = [f"# {title}", "", "## Environment", ""] + [f"- {k}: `{v}`" for k, v in env.items()] + [
-        "", "## WER", "", *_MD_HEADER]
+        "", "## WER", "", *_MD_HEADER, *kept[0]]
     for i, row in enumerate(rows):
         lines.append("| " + " | ".join(_wer_cells(row, i)) + " |")
-    if task_rows:
-        lines += ["", "| set | task | #utts | metric | value (%) | model | date |", "|---|---|---:|---|---:|---|---|"]
+    if task_rows or kept[1]:
+        lines += ["", *_MD_TASK_HEADER, *kept[1]]
         for i, row in enumerate(task_rows):
             missing = [k for k in _MD_TASK_COLUMNS if k not in row]
             if missing:

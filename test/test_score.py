@@ -277,6 +277,39 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert " | 10.0 | m |" in md.read_text()
 
 
+def test_results_md_keeps_rows_whose_decodes_are_gone(tmp_path: Path) -> None:
+    """A RESULTS.md regenerated on a machine without an earlier model's decode dirs keeps that
+    model's rows verbatim; a row the new decodes give again is replaced, not doubled; --fresh
+    drops the rest. Task rows likewise, keyed by (set, task, model)."""
+    counts = {"n_ref_words": 10, "sub": 1, "dele": 0, "ins": 0, "cer": 2.0, "n_utts": 2, "date": "2026-12-04"}
+    old = [{"set": "dev", "model": "w5", "wer": 10.0, **counts}, {"set": "dev", "model": "w6", "wer": 10.0, **counts},
+           {"set": "test", "model": "w5", "wer": 10.0, **counts},
+           {"set": "slu", "task": "intent", "n_utts": 4, "metric": "accuracy", "value": 75.0, "model": "w5",
+            "date": "2026-12-04"}]
+    md = tmp_path / "RESULTS.md"
+    write_results_md(md, old, title="t", env={})
+    before = md.read_text()
+    w5_rows = [ln for ln in before.splitlines() if "| w5 |" in ln]
+    assert len(w5_rows) == 3
+    ref = _write(tmp_path / "data" / "dev" / "text", "u1 a b c d e\nu2 f g h i j\n")
+    hyp = _write(tmp_path / "exp" / "w6" / "decode_dev" / "text", "u1 a b c d e\nu2 f g h i j\n")
+    proc = _cli("--ref", str(ref), "--hyp", str(hyp), "--out", str(hyp.parent / "result.txt"))
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli("--results-md", str(md), "--decode-dirs", str(hyp.parent))
+    assert proc.returncode == 0, proc.stderr
+    assert "3 kept from before" in proc.stdout
+    text = md.read_text()
+    assert all(ln in text.splitlines() for ln in w5_rows)                 # verbatim
+    w6 = [ln for ln in text.splitlines() if "| w6 |" in ln]
+    assert len(w6) == 1 and w6[0].startswith("| dev | 2 | 10 | 100.0 | 0.0 | 0.0 | 0.0 | 0.0 |")
+    assert text.index("| dev | 2 | 10 | 90.0") < text.index("| w6 |")       # earlier rows first
+    assert "| set | task | #utts |" in text and "| slu | intent |" in text
+    proc = _cli("--results-md", str(md), "--decode-dirs", str(hyp.parent), "--fresh")
+    assert proc.returncode == 0, proc.stderr
+    text = md.read_text()
+    assert "| w5 |" not in text and "| slu |" not in text and "| w6 |" in text
+
+
 def test_cli_errors(tmp_path: Path) -> None:
     proc = _cli("--ref", "x")
     assert proc.returncode == 2 and "needs --ref, --hyp and --out" in proc.stderr

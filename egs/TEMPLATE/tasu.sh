@@ -291,7 +291,8 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         grep -qxF "${expdir}/${peer}" "${expdir}/decoded_models" 2>/dev/null || echo "${expdir}/${peer}" >> "${expdir}/decoded_models"
     fi
     # every decoding of these sets (each inference tag used so far) of every model decoded in
-    # this recipe dir (${expdir}/decoded_models: text-only, paired, curriculum...) goes into RESULTS.md
+    # this recipe dir (${expdir}/decoded_models: text-only, paired, curriculum...) goes into RESULTS.md;
+    # rows already there whose decode dirs are gone (exp/ of another machine) are kept as they are
     grep -qxF "${exp}" "${expdir}/decoded_models" 2>/dev/null || echo "${exp}" >> "${expdir}/decoded_models"
     dirs=()
     while read -r e; do

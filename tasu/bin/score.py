@@ -33,6 +33,7 @@ from typing import Any
 from tasu.fileio import atomic_write_text
 from tasu.report import (
     format_task_score,
+    kept_rows,
     summary_dict,
     task_summary_dict,
     write_result,
@@ -90,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "dir's parent, i.e. its exp dir name)")
     md.add_argument("--title", default="Results", help="heading of RESULTS.md (default: %(default)s)")
     md.add_argument("--notes-file", type=Path, default=None, help="markdown appended after the table")
+    md.add_argument("--fresh", action="store_true",
+                    help="drop the rows of an existing --results-md that no decode dir gives (default: keep "
+                         "them verbatim, before the new rows: the decodes of earlier models may be gone "
+                         "with the machine that made them, not their results)")
     return parser
 
 
@@ -185,8 +190,10 @@ def run_results_md(args: argparse.Namespace) -> int:
     date = datetime.date.today().isoformat()
     rows = [load_row(d, model=args.model or d.resolve().parent.name, date=date) for d in args.decode_dirs]
     notes = args.notes_file.read_text(encoding="utf-8") if args.notes_file else ""
-    write_results_md(args.results_md, rows, title=args.title, notes=notes)
-    print(f"wrote {args.results_md} ({len(rows)} rows)")
+    kept = ([], []) if args.fresh else kept_rows(args.results_md, rows)
+    write_results_md(args.results_md, rows, title=args.title, notes=notes, kept=kept)
+    n_kept = len(kept[0]) + len(kept[1])
+    print(f"wrote {args.results_md} ({len(rows)} rows" + (f", {n_kept} kept from before)" if n_kept else ")"))
     return 0
 
 
