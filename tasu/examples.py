@@ -114,7 +114,8 @@ def make_paired_examples(feats: dict[str, np.ndarray], text: dict[str, str], n_u
             raise ValueError(f"{source}: utterance {uid}: posteriors of shape {tuple(m.shape)}, "
                              f"expected [frames > 0, {n_units}] (the encoder's inventory)")
     answers = answer_ids(tokenizer, [text[uid] for uid in feats], eos_id)
-    out = [TextExample(uid, np.zeros(0, dtype=np.int64), a, text[uid], np.asarray(m, dtype=np.float32))
+    out = [TextExample(uid, np.zeros(0, dtype=np.int64), a, text[uid],
+                       np.require(m, dtype=np.float32, requirements="W"))  # writable once: torch shares it
            for (uid, m), a in zip(feats.items(), answers)]
     return out, sorted(set(text) - set(feats))
 

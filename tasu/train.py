@@ -173,12 +173,10 @@ class Trainer:
 
     def _feats(self, batch: Sequence[TextExample], rng: np.random.Generator) -> list:
         """Projector inputs: real posteriors of paired examples, simulated ones of the others."""
-        # real rows may be read-only views of the feats archive: torch wants writable memory
         if self.sparse_inputs:
-            return [torch.from_numpy(np.require(e.feats, requirements="W")) if e.feats is not None
-                    else self.sim(e.unit_ids, rng, sparse=True) for e in batch]
-        return [torch.from_numpy(np.require(e.feats, requirements="W") if e.feats is not None
-                                 else self.sim(e.unit_ids, rng)) for e in batch]
+            return [torch.from_numpy(e.feats) if e.feats is not None else self.sim(e.unit_ids, rng, sparse=True)
+                    for e in batch]
+        return [torch.from_numpy(e.feats if e.feats is not None else self.sim(e.unit_ids, rng)) for e in batch]
 
     def batches(self) -> Iterator[list[TextExample]]:
         """Global batches: ``batch_size - n_paired`` text-only examples then ``n_paired`` paired
