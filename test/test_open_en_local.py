@@ -210,9 +210,14 @@ def test_arctic_subset_builder_splits_by_prompt_and_keeps_the_rest_apart(tmp_pat
     assert "no_txt 1" in source and "train 3" in rest_source.splitlines()[-1]
     assert f"commit: {commit}" in rest_source and f"commit: {commit}" in source
     before = {p: (out / p).read_bytes() for p in ("SOURCE", "dev.text", "test.text")}
+    flac = sorted((out / "flac").glob("*.flac"))[0]
+    audio = flac.read_bytes()
+    flac.unlink()                                     # re-made by the re-run: the same bytes (sox -R)
     res = subprocess.run(args, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert before == {p: (out / p).read_bytes() for p in ("SOURCE", "dev.text", "test.text")}
+    assert flac.read_bytes() == audio
+    assert not list((out / "flac").glob(".*"))       # no temporary file left
     res = run_prep(tmp_path, "--sets", "arctic_train", "--arctic_train", str(rest))
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "data" / "arctic_train" / "text").read_text().count("\n") == 3

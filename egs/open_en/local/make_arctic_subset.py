@@ -12,7 +12,11 @@ then
 Rules: one take per prompt (the latest by its timestamp: the speaker re-read prompts she was not
 happy with); prompts are split at random (seeded) into ``n_test`` test and ``n_dev`` dev prompts,
 so no prompt is in both; audio becomes 16 kHz mono 16-bit FLAC (sox, its default high-quality
-resampler, channels averaged). A wav without a ``.txt``, or a ``.txt`` without a wav, is skipped
+resampler, channels averaged; ``-R`` seeds the dither of the reduction to 16 bits, so a re-run
+writes the same bytes). The committed ``db/arctic_cathy`` FLACs (2026-12-01) were made without
+``-R``: SoX then seeds the dither from the clock, and they differ from a re-run in about half of
+the samples by 1-2 LSB, by that dither alone. A wav without a ``.txt``, or a ``.txt`` without a
+wav, is skipped
 and counted; a transcript that normalises to nothing is skipped and counted. Outputs, each
 written atomically: ``<out>/flac/<utt>.flac``, ``<out>/{dev,test}.text`` (``<utt> <transcript>``),
 ``<out>/SOURCE`` (repo, commit, licence, the original file of every utterance, the counts).
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in set(outdir.values()):
         (d / "flac").mkdir(parents=True, exist_ok=True)
     header = [f"repo: {REPO}", f"commit: {commit}", "licence: CC0 1.0 (the repository's LICENSE)",
-              "audio: 16 kHz mono 16-bit FLAC, sox <wav> -r 16000 -c 1 -b 16 <flac>", "utterances:"]
+              "audio: 16 kHz mono 16-bit FLAC, sox -R <wav> -r 16000 -c 1 -b 16 <flac>", "utterances:"]
     source_lines = {d: list(header) for d in outdir.values()}
     for part, ps in split.items():
         lines = []
@@ -92,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                 with tempfile.TemporaryDirectory() as td:
                     wav = Path(td) / "in.wav"
                     wav.write_bytes(git(gitdir, "show", f"{commit}:{stem}.wav"))
-                    tmp = Path(td) / "out.flac"
-                    subprocess.run(["sox", str(wav), "-r", "16000", "-c", "1", "-b", "16", str(tmp)], check=True)
-                    os.replace(tmp, flac) if tmp.stat().st_dev == flac.parent.stat().st_dev else \
-                        flac.write_bytes(tmp.read_bytes())
+                    # written beside its final name, then renamed: a killed run leaves no half file
+                    tmp = flac.with_name(f".{flac.name}.tmp")
+                    subprocess.run(["sox", "-R", str(wav), "-r", "16000", "-c", "1", "-b", "16", "-t", "flac",
+                                    str(tmp)], check=True)
+                    os.replace(tmp, flac)
             lines.append(f"{utt} {text}\n")
             source_lines[outdir[part]].append(f"  {utt}: {stem}.wav ({part})")
             counts[part] += 1
