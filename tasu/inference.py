@@ -14,6 +14,7 @@ directly (:meth:`Speech2Text.decode_posteriors`, what stage 4 reads from ``dump/
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +33,8 @@ from tasu.psd import psd_compress
 from tasu.rescore import make_rescorer, units_function
 from tasu.units import UnitInventory
 from tasu.zoo import unpack
+
+log = logging.getLogger(__name__)
 
 #: a waveform (with a sample rate) or an audio file
 Audio = np.ndarray | str | os.PathLike
@@ -78,6 +81,7 @@ class Speech2Text:
         self._rescorer: Callable | None = None
         self._units_of: Callable | None = None
         self._expander: Callable | None = None
+        self._merged = False  # LoRA folded into the LLM's weights (decode_config.merge_lora), on first use
         self.task = task
         # a task with prompt fields ({question}...) gets its prompt per input (the fields= arguments)
         self.template: PromptTemplate | None = (task.template(model.tokenizer)
@@ -184,6 +188,16 @@ class Speech2Text:
             self._expander = expander
         return self._expander
 
+    def _adapted(self) -> None:
+        """Before answering with the adapters: fold them into the LLM once (``merge_lora``)."""
+        if self.decode_config.merge_lora and not self._merged:
+            from tasu.llm import merge_adapters
+
+            n = merge_adapters(self.model.llm)
+            self._merged = True
+            if n:
+                log.info("merged the LoRA adapters of %d layers into the LLM's weights (merge_lora)", n)
+
     # -- the pipeline ---------------------------------------------------------------------------
     def posteriors(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
         """``[samples]`` or ``[samples, channels]`` (as soundfile reads audio) at any rate ->
@@ -217,6 +231,7 @@ class Speech2Text:
         speech = [(k, m) for k, m in items if m.shape[0] > 0]
         template = self._templates([k for k, _ in speech], fields)
         nbest: dict[str, list[tuple[str, float]]] | None = {} if self.rescorer is not None else None
+        self._adapted()
         with torch.inference_mode():
             hyps = decode_posteriors(self.model, speech, d.batch_size, d.max_new_tokens, d.num_beams, progress,
                                      self.constraint, template, self.rescorer, nbest, d.guard(), self.expander)
@@ -255,6 +270,8 @@ class Speech2Text:
 
         d = self.decode_config
         llm = self.model.llm
+        if adapters:
+            self._adapted()
         off = llm.disable_adapter() if not adapters and hasattr(llm, "disable_adapter") else nullcontext()
         with off, torch.inference_mode():
             return decode_texts(self.model, texts, d.batch_size, d.max_new_tokens, d.num_beams, progress,

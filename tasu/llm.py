@@ -208,3 +208,23 @@ def load_llm(name_or_path: str, lora: LoraConfig | None = None, dtype: str | tor
     return model, tok
 
 
+
+
+def merge_adapters(llm: torch.nn.Module) -> int:
+    """Fold the LoRA adapters of ``llm`` into the frozen weights they adapt (``W += scale * B A``),
+    for decoding: an adapted linear layer then runs one matmul at each generated token instead of
+    three (and the adds and scalings between them). Returns the number of layers merged (0: no
+    adapters, or merged already). The sum is formed in float32 and rounded once to ``W``'s dtype.
+    peft's ``disable_adapter`` (the bare-LLM cascade) subtracts the adapters again, which gives
+    ``W`` back within one rounding of its dtype (exactly in float32, not bit for bit in bf16).
+    Training must not see a merged model: the adapters would count twice.
+    """
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:  # peft is only needed for LoRA models
+        return 0
+    layers = [m for m in llm.modules() if isinstance(m, LoraLayer) and not m.merged]
+    with torch.no_grad():
+        for m in layers:
+            m.merge()
+    return len(layers)

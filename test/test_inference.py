@@ -3,10 +3,12 @@ model's pipeline is tested in test_zoo.py and by the README example in test_layo
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from test_model import ToyTokenizer, V, tiny_model
 
 from tasu.config import DecodeConfig, TrainConfig
 from tasu.inference import Answer, Speech2Text
+from tasu.model import SpeechLLM
 from tasu.units import UnitInventory
 
 UNITS = [f"u{i}" for i in range(V - 2)] + ["<wb>", "<blank>"]
@@ -84,3 +86,53 @@ def test_rescoring_keeps_the_nbest_and_needs_beams():
 def test_unknown_decoding_options_are_refused_before_loading():
     with pytest.raises(ValueError, match="options: unknown decoding key.*num_beam\\b"):
         Speech2Text.from_pretrained("no/such/model", options={"num_beam": 4})
+
+
+def lora_s2t(merge_lora: bool, max_new_tokens: int = 6):
+    """s2t() around a LoRA-adapted tiny LLM whose adapters are not zero (B is random)."""
+    from peft import LoraConfig, get_peft_model
+
+    from test_model import D
+    from tasu.projector import LinearSiLUProjector
+    from tasu.prompt import PromptTemplate
+
+    model, _ = tiny_model()
+    torch.manual_seed(1)
+    llm = get_peft_model(model.llm, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    for n, p in llm.named_parameters():
+        if "lora_B" in n:
+            p.data.normal_(0, 0.3)
+    tpl = PromptTemplate.build(ToyTokenizer(), "Say:<speech>!", "sys")
+    adapted = SpeechLLM(llm, model.projector, tpl, pad_id=0)
+    adapted.tokenizer = Tok()
+    return Speech2Text(adapted, TrainConfig(), UnitInventory(UNITS, "<blank>", "<wb>"),
+                       DecodeConfig(max_new_tokens=max_new_tokens, merge_lora=merge_lora), encoder=StandIn())
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")  # peft reads it (see tasu.llm)
+def test_lora_is_merged_once_before_answering_and_the_answers_stay():
+    from peft.tuners.lora import LoraLayer
+
+    waves = [np.sin(np.arange(n) / k).astype(np.float32) for n, k in ((6400, 3), (9600, 7), (3200, 2))]
+    merged, apart = lora_s2t(True), lora_s2t(False)
+    layers = [m for m in merged.model.llm.modules() if isinstance(m, LoraLayer)]
+    assert len(layers) == 6 and not any(m.merged for m in layers)          # 2 layers x 3 targets; lazily
+    before = {n: p.detach().clone() for n, p in merged.model.llm.named_parameters() if "base_layer" in n}
+    answers = merged(waves, 16000)
+    assert all(answers) and answers == apart(waves, 16000)
+    assert all(m.merged for m in layers)
+    assert not any(m.merged for m in apart.model.llm.modules() if isinstance(m, LoraLayer))
+    changed = [n for n, p in merged.model.llm.named_parameters() if n in before and not torch.equal(p, before[n])]
+    assert len(changed) == 6                                   # W + scale * B A, in the adapted layers only
+    # the logits of the merged and the separate model agree (float32)
+    rows = [torch.rand(7, V)]
+    with torch.inference_mode():
+        x, mask, _ = merged.model.assemble(rows, [[5, 6, 2]])
+        a = merged.model.llm(inputs_embeds=x, attention_mask=mask).logits
+        x, mask, _ = apart.model.assemble(rows, [[5, 6, 2]])
+        b = apart.model.llm(inputs_embeds=x, attention_mask=mask).logits
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert merged(waves, 16000) == apart(waves, 16000)                       # merged once: a second call adds nothing
+    # the bare-LLM cascade takes the adapters out again
+    texts = {"a": "some words", "b": "more"}
+    assert merged.decode_texts(texts, adapters=False) == apart.decode_texts(texts, adapters=False)

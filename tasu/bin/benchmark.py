@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train_steps", type=int, default=10)
     ap.add_argument("--n_utts", type=int, default=48)
     ap.add_argument("--batch_size", type=int, default=16, help="decoding batch size")
+    ap.add_argument("--merge_lora", type=int, choices=(0, 1), default=1,
+                    help="1: fold LoRA into the LLM's weights before decoding, as Speech2Text does (merge_lora)")
     args = ap.parse_args(argv)
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -101,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
           f"matmul peak {peak:.1f} GFLOP/s in {model.amp_dtype or torch.float32}: {100 * eff / peak:.0f} % of it")
 
     model.eval()
+    if args.merge_lora:  # after the training steps: a merged model must not train
+        from tasu.llm import merge_adapters
+
+        print(f"merge_lora: {merge_adapters(model.llm)} LoRA layers folded into the LLM's weights")
     dd = DataDir.load(args.test_data)
     uids = dd.utt_ids[:args.n_utts]
     enc = build_encoder(cfg.encoder)  # the encoder the model was trained with
