@@ -92,8 +92,6 @@ def lora_s2t(merge_lora: bool, max_new_tokens: int = 6):
     """s2t() around a LoRA-adapted tiny LLM whose adapters are not zero (B is random)."""
     from peft import LoraConfig, get_peft_model
 
-    from test_model import D
-    from tasu.projector import LinearSiLUProjector
     from tasu.prompt import PromptTemplate
 
     model, _ = tiny_model()
