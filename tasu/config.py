@@ -193,7 +193,7 @@ class DecodeConfig:
     max_len_offset: int = 8
     loop_repeats: int = 0
     # fold LoRA adapters into the LLM's frozen weights before the first answer (tasu.llm.merge_adapters):
-    # fewer ops at every generated token; false keeps them apart (to compare, or to train on after)
+    # fewer ops at every generated token; false keeps them apart (to compare, or to train the object after)
     merge_lora: bool = True
 
     def guard(self) -> GuardConfig:

@@ -208,16 +208,14 @@ def load_llm(name_or_path: str, lora: LoraConfig | None = None, dtype: str | tor
     return model, tok
 
 
-
-
 def merge_adapters(llm: torch.nn.Module) -> int:
     """Fold the LoRA adapters of ``llm`` into the frozen weights they adapt (``W += scale * B A``),
     for decoding: an adapted linear layer then runs one matmul at each generated token instead of
     three (and the adds and scalings between them). Returns the number of layers merged (0: no
     adapters, or merged already). The sum is formed in float32 and rounded once to ``W``'s dtype.
     peft's ``disable_adapter`` (the bare-LLM cascade) subtracts the adapters again, which gives
-    ``W`` back within one rounding of its dtype (exactly in float32, not bit for bit in bf16).
-    Training must not see a merged model: the adapters would count twice.
+    ``W`` back within a rounding of its dtype, not bit for bit. A merged model is for decoding
+    only: a merged layer runs its base weights alone, so training would not reach the adapters.
     """
     try:
         from peft.tuners.lora import LoraLayer

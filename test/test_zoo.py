@@ -239,6 +239,7 @@ def test_infer_rescores_the_beam_with_a_decode_config(exp, tmp_path):
     from tasu.audio import read_audio
     from tasu.decode import decode_posteriors
     from tasu.encoders.hama import HamaEncoder
+    from tasu.llm import merge_adapters
     from tasu.modelio import load_model
     from tasu.psd import psd_compress
     from tasu.rescore import make_rescorer, units_function
@@ -247,6 +248,7 @@ def test_infer_rescores_the_beam_with_a_decode_config(exp, tmp_path):
     conf.write_text("num_beams: 3\nmax_new_tokens: 6\nbatch_size: 2\nacoustic_weight: 0.5\n")
     wavs = [exp / "a.wav", exp / "b.wav"]
     model, _, inv, _ = load_model(exp / "exp" / "tasu_tiny", torch.device("cpu"))
+    assert merge_adapters(model.llm) > 0         # as tasu-infer decodes (merge_lora): the same sums
     enc = HamaEncoder()
     items = [(w.name, psd_compress(enc.log_posteriors(*read_audio(str(w))), inv.blank_id, 0.5)) for w in wavs]
     picked = []
