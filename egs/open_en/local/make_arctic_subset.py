@@ -16,9 +16,8 @@ resampler, channels averaged; ``-R`` seeds the dither of the reduction to 16 bit
 writes the same bytes). The committed ``db/arctic_cathy`` FLACs (2026-12-01) were made without
 ``-R``: SoX then seeds the dither from the clock, and they differ from a re-run in about half of
 the samples by 1-2 LSB, by that dither alone. A wav without a ``.txt``, or a ``.txt`` without a
-wav, is skipped
-and counted; a transcript that normalises to nothing is skipped and counted. Outputs, each
-written atomically: ``<out>/flac/<utt>.flac``, ``<out>/{dev,test}.text`` (``<utt> <transcript>``),
+wav, is skipped and counted; a transcript that normalises to nothing is skipped and counted.
+Outputs, each written atomically: ``<out>/flac/<utt>.flac``, ``<out>/{dev,test}.text`` (``<utt> <transcript>``),
 ``<out>/SOURCE`` (repo, commit, licence, the original file of every utterance, the counts).
 """
 from __future__ import annotations
