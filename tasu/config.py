@@ -30,6 +30,8 @@ class SimulationConfig:
     insert: float = 0.03
     wb_drop: float = 0.10
     wb_insert: float = 0.0     # P(a <wb> row after a unit that is not the last of its word)
+    wb_split: float = 0.0      # P(a <wb> row where a word's spelling splits into two lexicon words
+                               # (rail|road, a|head; tasu.simulate.compound_splits); needs the lexicon
     strength_min: float = 0.0
     strength_max: float = 2.0
     smooth_min: float = 0.05   # eps range: mass off the top unit
@@ -178,6 +180,9 @@ class DecodeConfig:
     acoustic_weight: float = 0.0
     align_insert_cost: float = 2.0   # a PSD row no unit of the answer explains
     align_delete_cost: float = 5.0   # a unit of the answer no PSD row carries
+    # a <wb> unit of the answer with no row, and a row's <wb> mass with no unit (None: the two costs
+    # above); the encoder's word boundaries are its least sure output (tasu.rescore.edit_costs)
+    align_wb_cost: float | None = None
     # n-best expansion by lexicon neighbours (tasu.expand): > 0 adds answers in which a span of
     # 1-2 words of the best one is swapped for one of this many lexicon words that fit its PSD
     # rows better by more than expand_margin (alignment cost), at most expand_max new answers an
@@ -206,6 +211,8 @@ def check_rescoring(cfg: DecodeConfig, num_beams: int, where: object) -> None:
     if cfg.expand_per_span > 0 and (cfg.expand_max < 1 or cfg.expand_margin < 0):
         raise ValueError(f"{where}: expand_max must be >= 1 and expand_margin >= 0 "
                          f"(got {cfg.expand_max}, {cfg.expand_margin:g})")
+    if cfg.align_wb_cost is not None and cfg.align_wb_cost < 0:
+        raise ValueError(f"{where}: align_wb_cost must be >= 0 or null, got {cfg.align_wb_cost:g}")
     if cfg.expand_per_span > 0 and cfg.acoustic_weight <= 0:
         raise ValueError(f"{where}: expand_per_span {cfg.expand_per_span} adds answers for the rescorer to choose "
                          f"from: it needs acoustic_weight > 0")

@@ -5,8 +5,8 @@ The LLM reads common words well and misreads rare ones as common look-alikes ("p
 "paid", "movable types" -> "movable tabs"): the beam then holds no answer with the right word,
 and rescoring by acoustic fit (:mod:`tasu.rescore`) can only pick among wrong ones. Here the
 best answer is aligned with the PSD rows; for every word, and every two adjacent words, the rows
-between its neighbours' rows are read off (their most likely units, also with one row fewer at
-either edge) and the lexicon words whose units are within one edit of that reading are looked up
+between its neighbours' rows are read off (their most likely units but word boundaries, also
+with one row fewer at either edge) and the lexicon words whose units are within one edit of that reading are looked up
 (a deletion-neighbourhood index, as in SymSpell). A word that fits those rows better than the
 answer's own words, by more than ``margin`` in alignment cost, makes a new answer. The caller
 scores the new answers with the LLM (teacher forcing, the same speech prompt) and the rescorer
@@ -22,27 +22,29 @@ from pathlib import Path
 
 import numpy as np
 
-from tasu.rescore import FLOOR, alignment_cost
+from tasu.rescore import FLOOR, alignment_cost, edit_costs
 
 
-def align_rows(rows: np.ndarray, units: Sequence[int], insert_cost: float, delete_cost: float) -> list[int]:
+def align_rows(rows: np.ndarray, units: Sequence[int], insert_cost: float, delete_cost: float,
+               wb: int | None = None, wb_cost: float | None = None) -> list[int]:
     """For each unit, the row it is matched to in the cheapest monotone alignment (the cost of
     :func:`tasu.rescore.alignment_cost`), or -1 where the unit is deleted."""
     T, L = rows.shape[0], len(units)
+    ins, dele = edit_costs(rows, units, insert_cost, delete_cost, wb, wb_cost)
     match = -np.log(np.maximum(rows[:, np.asarray(units, dtype=np.int64)], FLOOR)) if L else np.zeros((T, 0))
     D = np.empty((T + 1, L + 1))
-    D[0] = np.arange(L + 1) * delete_cost
-    D[:, 0] = np.arange(T + 1) * insert_cost
+    D[0] = np.concatenate([[0.0], np.cumsum(dele)])
+    D[:, 0] = np.concatenate([[0.0], np.cumsum(ins)])
     for t in range(1, T + 1):
         for j in range(1, L + 1):
-            D[t, j] = min(D[t - 1, j - 1] + match[t - 1, j - 1], D[t - 1, j] + insert_cost, D[t, j - 1] + delete_cost)
+            D[t, j] = min(D[t - 1, j - 1] + match[t - 1, j - 1], D[t - 1, j] + ins[t - 1], D[t, j - 1] + dele[j - 1])
     out = [-1] * L
     t, j = T, L
     while t > 0 and j > 0:
         if np.isclose(D[t, j], D[t - 1, j - 1] + match[t - 1, j - 1]):
             out[j - 1] = t - 1
             t, j = t - 1, j - 1
-        elif np.isclose(D[t, j], D[t - 1, j] + insert_cost):
+        elif np.isclose(D[t, j], D[t - 1, j] + ins[t - 1]):
             t -= 1
         else:
             j -= 1
@@ -102,18 +104,20 @@ class LexiconNeighbours:
 
 def propose(words: Sequence[str], rows: np.ndarray, units_of: Callable[[str], list[int]],
             neighbours: LexiconNeighbours, insert_cost: float, delete_cost: float, margin: float = 0.0,
-            max_span: int = 2, per_span: int = 2, max_answers: int = 16) -> list[str]:
+            max_span: int = 2, per_span: int = 2, max_answers: int = 16,
+            wb: int | None = None, wb_cost: float | None = None) -> list[str]:
     """New answers for the answer ``words`` read from PSD ``rows`` ([T, V] probabilities): each swaps
     one span of 1..``max_span`` words for a lexicon word that fits the span's rows better by more
-    than ``margin``; the ``per_span`` best words of each span, and one answer with the
-    non-overlapping swaps of the largest total gain. At most ``max_answers``: that one first, then
+    than ``margin`` (a word that joins two fits as well as they do, too: the encoder writes word
+    boundaries inside compound words); the ``per_span`` best words of each span, and one answer
+    with the non-overlapping swaps of the largest total gain. At most ``max_answers``: that one first, then
     the single swaps, best gain first."""
     if not words or rows.shape[0] == 0:
         return []
     wunits = [units_of(w) for w in words]
     flat = [u for us in wunits for u in us]
     owner = [i for i, us in enumerate(wunits) for _ in us]
-    matched = align_rows(rows, flat, insert_cost, delete_cost)
+    matched = align_rows(rows, flat, insert_cost, delete_cost, wb, wb_cost)
     first = [len(rows)] * len(words)
     last = [-1] * len(words)
     for j, t in enumerate(matched):
@@ -129,8 +133,10 @@ def propose(words: Sequence[str], rows: np.ndarray, units_of: Callable[[str], li
                 continue
             seg = rows[lo:hi]
             own = [u for us in wunits[i:k] for u in us]
-            cur = alignment_cost(seg, own, insert_cost, delete_cost)
-            reading = seg.argmax(1).tolist()
+            cur = alignment_cost(seg, own, insert_cost, delete_cost, wb, wb_cost)
+            # the rows' best units, word boundaries left out: a word's units have none, and a span's
+            # rows hold the <wb> rows on both sides (and inside, where the encoder parted a word)
+            reading = [u for u in seg.argmax(1).tolist() if u != wb]
             found: dict[tuple[int, ...], list[str]] = {}
             for r in {(0, len(reading)), (1, len(reading)), (0, len(reading) - 1)}:
                 for pron, ws in neighbours.near(reading[r[0]:r[1]]):
@@ -138,8 +144,10 @@ def propose(words: Sequence[str], rows: np.ndarray, units_of: Callable[[str], li
             own_words = {w.lower().strip(".,;:!?\"'") for w in words[i:k]}
             scored = []
             for pron, ws in found.items():
-                gain = cur - alignment_cost(seg, pron, insert_cost, delete_cost)
-                if gain > margin:
+                gain = cur - alignment_cost(seg, pron, insert_cost, delete_cost, wb, wb_cost)
+                # a join ("tooth brush" -> "toothbrush") is as good a fit when only a <wb> parts them:
+                # the two words' units are scored without it, so a join that fits as well is proposed
+                if gain > margin or (k - i > 1 and gain >= margin):
                     scored += [(gain, i, k, w) for w in ws if w not in own_words]
             scored.sort(key=lambda s: -s[0])
             swaps += scored[:per_span]

@@ -151,7 +151,8 @@ class Speech2Text:
         """Re-ranking of the beam's answers by acoustic fit (None when ``acoustic_weight`` is 0)."""
         d = self.decode_config
         if d.acoustic_weight > 0 and self._rescorer is None:
-            self._rescorer = make_rescorer(self.units_of, d.acoustic_weight, d.align_insert_cost, d.align_delete_cost)
+            self._rescorer = make_rescorer(self.units_of, d.acoustic_weight, d.align_insert_cost, d.align_delete_cost,
+                                           self.inventory.wb_id, d.align_wb_cost)
         return self._rescorer
 
     @property
@@ -180,11 +181,12 @@ class Speech2Text:
                                  "training lexicon: give it (training_lexicon=, --lexicon), or use a model "
                                  "packed with its lexicon")
             nb = LexiconNeighbours.from_lexicon(words, self.inventory.index())
-            units_of = self.units_of
+            units_of, wb = self.units_of, self.inventory.wb_id
 
             def expander(rows: np.ndarray, text: str) -> list[str]:
                 return propose(text.split(), rows, units_of, nb, d.align_insert_cost, d.align_delete_cost,
-                               d.expand_margin, per_span=d.expand_per_span, max_answers=d.expand_max)
+                               d.expand_margin, per_span=d.expand_per_span, max_answers=d.expand_max,
+                               wb=wb, wb_cost=d.align_wb_cost)
             self._expander = expander
         return self._expander
 

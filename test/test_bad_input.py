@@ -648,6 +648,14 @@ def _(tmp, inventory):
     return ex
 
 
+@case("decode-word-boundary-cost-negative")
+def _(tmp, inventory):
+    c = put(tmp / "decode.yaml", "num_beams: 1\nacoustic_weight: 1\nexpand_per_span: 2\nalign_wb_cost: -1\n")
+    ex = decode(tmp, fake_expdir(tmp, inventory), "--config", c)
+    ex.says = [f"{c}: align_wb_cost must be >= 0 or null, got -1"]
+    return ex
+
+
 @case("decode-expansion-lexicon-malformed")
 def _(tmp, inventory):
     c = put(tmp / "decode.yaml", "num_beams: 1\nacoustic_weight: 1\nexpand_per_span: 2\n")

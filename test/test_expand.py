@@ -93,3 +93,25 @@ def test_propose_joins_two_words_and_combines_swaps():
     assert "tea paid" in new and "t a paced" in new
     assert propose([], rows, units_of, LexiconNeighbours(lex), 2.0, 5.0) == []
     assert propose(["tea"], rows[:0], units_of, LexiconNeighbours(lex), 2.0, 5.0) == []
+
+
+def test_propose_joins_two_words_the_encoder_parted_with_a_word_boundary():
+    # the speech says "payday"; the encoder wrote "p eɪ <wb> d eɪ" (unit 11: <wb>) and the answer split it
+    rows = one_hot_rows([1, 2, 11, 3, 2])
+    lex = LEX + [("pay", [1, 2]), ("day", [3, 2]), ("payday", [1, 2, 3, 2])]
+    UNITS.update(lex)
+    nb = LexiconNeighbours(lex)
+    assert "payday" in propose("pay day".split(), rows, units_of, nb, 4.0, 5.0)  # a fit as good as theirs
+    assert "payday" in propose("pay day".split(), rows, units_of, nb, 4.0, 5.0, wb=11, wb_cost=0.5)
+    # the span's rows hold the <wb> rows around it too: left out of the reading, the join is found
+    framed = one_hot_rows([6, 7, 11, 1, 2, 11, 3, 2, 11, 5, 2])            # "the pay day tea"
+    assert "the payday tea" in propose("the pay day tea".split(), framed, units_of, nb, 4.0, 5.0, wb=11, wb_cost=0.5)
+    assert "the payday tea" not in propose("the pay day tea".split(), framed, units_of, nb, 4.0, 5.0)
+    # but one word is not swapped for another that only fits as well (a homophone)
+    assert propose("The money paced".split(), one_hot_rows([6, 7, 8, 9, 10, 2, 1, 2, 4, 5]), units_of,
+                   LexiconNeighbours(LEX), 2.0, 5.0, wb=11, wb_cost=0.5) == []
+    # the rows' word boundaries are priced apart in the alignment too: the same spans come out
+    assert align_rows(rows, [1, 2, 3, 2], 4.0, 5.0, wb=11, wb_cost=0.5) == [0, 1, 3, 4]
+    ins_wb = 4.0 * (1 - 0.9) + 0.5 * 0.9   # the <wb> row: 90 % of its mass at 0.5, the rest at 4
+    assert path_cost(rows, [1, 2, 3, 2], [0, 1, 3, 4], 4.0, 5.0) - 4.0 + ins_wb == pytest.approx(
+        alignment_cost(rows, [1, 2, 3, 2], 4.0, 5.0, wb=11, wb_cost=0.5))

@@ -352,18 +352,25 @@ def test_train_cli_two_steps_on_a_tiny_llm(tiny_units, llm_dirs, tmp_path):
     assert (cfg["llm"], cfg["llm_dtype"], cfg["template"]) == (str(llm_dirs["llama"]), "bfloat16", "plain")
     assert "step 2 loss" in r.stderr
     shutil.rmtree(exp)
-    # word lists beside the sentences: drawn from the run's lexicon, half of each batch
-    r = subprocess.run(train_cmd(tiny_units, exp, over + ["word_lists.share=0.5", "word_lists.min_words=2"]),
+    # word lists beside the sentences: drawn from the run's lexicon, half of each batch; and word
+    # boundaries inside its compound words (to|day: "to" and "day" are words of the tiny text too)
+    r = subprocess.run(train_cmd(tiny_units, exp, over + ["word_lists.share=0.5", "word_lists.min_words=2",
+                                                          "simulation.wb_split=0.5"]),
                        cwd=TOP, capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     n_words = len((tiny_units / "lexicon.txt").read_text().splitlines())
     assert f"word lists: {n_words} words of {tiny_units / 'lexicon.txt'}, 2-12 a list, 50% of each batch" in r.stderr
+    assert f"compound splits: 1 pronunciations of {tiny_units / 'lexicon.txt'} take a <wb> inside" in r.stderr
     assert "step 2 loss" in r.stderr and yaml.safe_load((exp / "config.yaml").read_text())["word_lists"]["share"] == 0.5
     shutil.rmtree(exp)
     no_lex = train_cmd(tiny_units, exp, over + ["word_lists.share=0.5"])
     del no_lex[no_lex.index("--lexicon"):no_lex.index("--lexicon") + 2]
     r = subprocess.run(no_lex, cwd=TOP, capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode == 1 and "word_lists.share=0.5 draws words from the training lexicon" in r.stderr
+    no_lex = train_cmd(tiny_units, exp, over + ["simulation.wb_split=0.1"])
+    del no_lex[no_lex.index("--lexicon"):no_lex.index("--lexicon") + 2]
+    r = subprocess.run(no_lex, cwd=TOP, capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 1 and "simulation.wb_split=0.1 splits the words of the training lexicon" in r.stderr
 
 
 def test_llms_that_change_their_logits_are_refused():

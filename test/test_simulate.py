@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tasu.config import SimulationConfig
-from tasu.simulate import PosteriorSimulator
+from tasu.simulate import PosteriorSimulator, compound_splits
 
 UNITS = ["<pad>", "a", "e", "i", "o", "p", "t", "k", "s", "m", "n", "<wb>", "<blank>"]
 WB = UNITS.index("<wb>")
@@ -68,6 +68,56 @@ def test_word_boundary_insert_rate_splits_words_only_inside():
     assert abs(added / 6000 - 0.2) < 0.02
     assert [u for u in out if u != WB] == [u for u in ids if u != WB]
     assert all(not (a == WB and b == WB) for a, b in zip(out, out[1:]))  # never next to a boundary
+
+
+# a lexicon as stage 1 writes it: word -> units, and each unit's letters ("-": none)
+LEX = {"tea": ("t", "i"), "pot": ("p", "o", "t"), "teapot": ("t", "i", "p", "o", "t"),
+       "a": ("a",), "map": ("m", "a", "p"), "amap": ("a", "m", "a", "p"),
+       "tap": ("t", "a", "p"), "tmap": ("t", "m", "a", "p"),              # t|map: one letter
+       "atom": ("a", "t", "o", "m"), "at": ("a", "t"), "om": ("o", "m"),  # at|om: "om" is too short
+       "kept": ("k", "e", "p", "t"), "ke": ("k", "i"), "pt": ("p", "t"),
+       "mesas": ("m", "e", "s", "a", "s"), "mes": ("m", "i", "s"), "sas": ("s", "o", "s")}
+LETTERS = {w: tuple(w) for w in LEX} | {"tea": ("t", "ea"), "teapot": ("t", "ea", "p", "o", "t")}
+INDEX = {u: i for i, u in enumerate(UNITS)}
+
+
+def ids_of(*words):
+    out = []
+    for w in words:
+        out += ([WB] if out else []) + [INDEX[u] for u in LEX[w]]
+    return out
+
+
+def test_compound_splits_are_where_both_halves_are_words_and_one_sounds_so():
+    splits = compound_splits(LEX, LETTERS, INDEX)
+    assert splits == {tuple(ids_of("teapot")): (2,),   # tea|pot, after the unit spelled "ea"
+                      tuple(ids_of("amap")): (1,)}     # a|map: "a" is the one one-letter head
+    # mes|as and me|sas: the halves are not both words, or neither sounds as in the word
+    assert tuple(ids_of("mesas")) not in splits
+    assert compound_splits({"teapot": LEX["teapot"], "tea": LEX["tea"], "pot": LEX["pot"]},
+                           {"teapot": ("t", "ea", "p", "o")}, INDEX) == {}  # letters do not cover the units
+
+
+def test_wb_split_puts_a_boundary_inside_compounds_at_the_configured_rate():
+    splits = compound_splits(LEX, LETTERS, INDEX)
+    quiet = dict(drop=0, substitute=0, repeat=0, insert=0, wb_drop=0, strength_min=1, strength_max=1)
+    s = PosteriorSimulator(len(UNITS), ACTIVE, UNITS, WB, SimulationConfig(wb_split=0.3, **quiet), splits)
+    rng = np.random.default_rng(4)
+    ids = ids_of(*["teapot", "tea", "pot", "kept"] * 2000)
+    out = s.noisy_ids(ids, rng)
+    assert [u for u in out if u != WB] == [u for u in ids if u != WB]
+    words = " ".join(map(str, out)).split(f" {WB} ")
+    split = words.count(" ".join(map(str, ids_of("tea")))) - 2000   # "tea pot" beside 2 000 real "tea"s
+    assert abs(split / 2000 - 0.3) < 0.04
+    assert words.count(" ".join(map(str, ids_of("pot")))) - 2000 == split
+    assert out.count(WB) - ids.count(WB) == split                    # and nowhere else
+    # off (the default): the same draws as a simulator that has no splits
+    plain = PosteriorSimulator(len(UNITS), ACTIVE, UNITS, WB, SimulationConfig())
+    split_off = PosteriorSimulator(len(UNITS), ACTIVE, UNITS, WB, SimulationConfig(), splits)
+    np.testing.assert_array_equal(plain(ids[:40], np.random.default_rng(5)),
+                                  split_off(ids[:40], np.random.default_rng(5)))
+    with pytest.raises(ValueError, match="wb_split 0.3 .* needs units with <wb> and the lexicon's compound splits"):
+        PosteriorSimulator(len(UNITS), ACTIVE, UNITS, WB, SimulationConfig(wb_split=0.3))
 
 
 def test_seeded_and_deterministic():

@@ -214,7 +214,27 @@ def main(argv: list[str] | None = None) -> int:
                  len(word_lists.words), args.lexicon, wl.min_words, wl.max_words, 100 * wl.share)
     used = train.active_units if sharded else {int(i) for e in train for i in e.unit_ids}
     active = sorted(used | (word_lists.units() if word_lists else set()))
-    sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation)
+    splits = None
+    if cfg.simulation.wb_split > 0:  # word boundaries inside compound words, as the encoder writes them
+        from tasu.g2p import read_lexicon
+        from tasu.simulate import compound_splits
+
+        if args.lexicon is None or not args.lexicon.is_file():
+            log.error("simulation.wb_split=%g splits the words of the training lexicon (--lexicon, the hama "
+                      "encoder's lexicon.txt of stage 1), and there is none: %s", cfg.simulation.wb_split, args.lexicon)
+            return 1
+        try:
+            splits = compound_splits(*read_lexicon(args.lexicon), inv.index())
+        except (ValueError, UnicodeDecodeError) as e:
+            log.error("%s: %s", args.lexicon, e)
+            return 1
+        log.info("compound splits: %d pronunciations of %s take a <wb> inside (wb_split %g)", len(splits),
+                 args.lexicon, cfg.simulation.wb_split)
+    try:
+        sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation, splits)
+    except ValueError as e:
+        log.error("%s", e)
+        return 1
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
              len(train), len(dev), len(active), inv.size, n_train / 1e6)

@@ -3,7 +3,7 @@
 
     python -m tasu.bin.tune_rescoring --model exp/<model> --nbest exp/<model>/decode_dev_rescore/nbest.json \\
         --feats dump/dev/feats.scp --ref data/dev/text --weights 0 0.25 0.5 1 2 \\
-        [--insert_costs 2] [--delete_costs 5] [--lexicon dump/lexicon.txt]
+        [--insert_costs 2] [--delete_costs 5] [--wb_costs 0.5 1] [--lexicon dump/lexicon.txt]
 
 A decoding with ``acoustic_weight`` > 0 (stage 4 with ``conf/decode_rescore.yaml``) keeps every
 utterance's beam answers and their LLM log-probabilities in ``nbest.json``. This re-ranks them
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
     ap.add_argument("--insert_costs", type=float, nargs="+", default=[2.0], help="align_insert_cost values")
     ap.add_argument("--delete_costs", type=float, nargs="+", default=[5.0], help="align_delete_cost values")
+    ap.add_argument("--wb_costs", type=float, nargs="+", default=None,
+                    help="align_wb_cost values (default: none, word boundaries cost as other units)")
     ap.add_argument("--lexicon", type=Path, help="pronunciations to start from (hama: the training lexicon; read only, "
                     "the answers' new words go to a private copy)")
     args = ap.parse_args(argv)
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise ValueError(f"{args.feats}: no posteriors for {len(missing)} utterance(s) of {args.nbest}, "
                              f"e.g. {missing[0]!r}: give the feats of the set that was decoded")
+        if any(c < 0 for c in args.wb_costs or []):
+            raise ValueError(f"--wb_costs must be >= 0, got {args.wb_costs}")
         if any(w < 0 for w in args.weights):
             raise ValueError(f"--weights must be >= 0, got {args.weights}")
         s2t = Speech2Text.from_pretrained(args.model, training_lexicon=args.lexicon, encoder_device="cpu")
@@ -71,17 +75,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{len(nbest)} utterances of {args.nbest}, beams of {max(map(len, nbest.values()))}; "
           f"{len(refs)} references in {args.ref}")
-    print("| insert cost | delete cost | weight | WER |\n|---:|---:|---:|---:|")
+    print("| insert cost | delete cost | wb cost | weight | WER |\n|---:|---:|---:|---:|---:|")
     best = None
-    for ins, dele in itertools.product(args.insert_costs, args.delete_costs):
-        costs = {u: [alignment_cost(feats[u], units_of(t), ins, dele) for t, _ in c] for u, c in nbest.items()}
+    wb = s2t.inventory.wb_id
+    for ins, dele, wbc in itertools.product(args.insert_costs, args.delete_costs, args.wb_costs or [None]):
+        costs = {u: [alignment_cost(feats[u], units_of(t), ins, dele, wb, wbc) for t, _ in c] for u, c in nbest.items()}
         for w in args.weights:
             wer = score_texts(refs, rerank(nbest, costs, w)).wer
-            print(f"| {ins:g} | {dele:g} | {w:g} | {wer:.2f} |", flush=True)
+            print(f"| {ins:g} | {dele:g} | {'-' if wbc is None else f'{wbc:g}'} | {w:g} | {wer:.2f} |", flush=True)
             if best is None or wer < best[0]:
-                best = (wer, ins, dele, w)
-    wer, ins, dele, w = best
-    print(f"best: WER {wer:.2f} at acoustic_weight {w:g}, align_insert_cost {ins:g}, align_delete_cost {dele:g}")
+                best = (wer, ins, dele, wbc, w)
+    wer, ins, dele, wbc, w = best
+    print(f"best: WER {wer:.2f} at acoustic_weight {w:g}, align_insert_cost {ins:g}, align_delete_cost {dele:g}"
+          + ("" if wbc is None else f", align_wb_cost {wbc:g}"))
     return 0
 
 
