@@ -9,7 +9,7 @@ same class (vowel/consonant) or any active unit (``substitute``), a repeated row
 after it inside a word (``wb_insert``: real recognisers split words about as often as they
 merge them). ``<wb>`` rows are dropped with their own rate (``wb_drop``). ``wb_split`` puts a
 ``<wb>`` row where a word's spelling splits into two words of the lexicon (rail|road, a|head,
-to|day; :func:`compound_splits`): hama writes one there for about 4 % of such words of real read
+to|day; :func:`compound_splits`): hama writes one there for about 5 % of such words of real read
 speech, which a model trained on G2P units alone reads as two words ("to day", "tooth brush").
 Everything draws from the numpy ``Generator`` passed in.
 

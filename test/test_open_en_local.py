@@ -252,3 +252,22 @@ def test_pocketsphinx_peer_on_real_speech(tmp_path):
     r = score_texts(read_text(tmp_path / "data" / "arctic_dev" / "text"), read_text(out / "text"))
     assert r.n_utts == 3 and r.wer < 60     # a real recogniser on clean read speech
     assert 0 < float((out / "rtf").read_text()) < 5
+
+
+def test_wb_inside_words_counts_the_encoder_splitting_a_word(tmp_path):
+    """local/wb_inside_words.py: a <wb> the best path puts inside a word, at a compound split or not."""
+    lex = tmp_path / "lexicon.txt"
+    lex.write_text("rail\tɹ eɪ l\tr ai l\nroad\tɹ oʊ d\tr oa d\nrailroad\tɹ eɪ l ɹ oʊ d\tr ai l r oa d\n"
+                   "the\tð ə\tth e\nmoney\tm ʌ n i\tm o n ey\n", encoding="utf-8")
+    (tmp_path / "units").write_text("u1 ð ə <wb> ɹ eɪ l ɹ oʊ d\nu2 ð ə <wb> m ʌ n i\nu3 ɹ eɪ l ɹ oʊ d\n",
+                                    encoding="utf-8")
+    (tmp_path / "hyp").write_text("u1 ð ə <wb> ɹ eɪ l <wb> ɹ oʊ d\nu2 ð ə <wb> m ʌ <wb> n i\nu3 ɹ eɪ l ɹ oʊ t\n",
+                                  encoding="utf-8")
+    r = subprocess.run([sys.executable, str(RECIPE / "local" / "wb_inside_words.py"), "--units",
+                        str(tmp_path / "units"), "--hyp", str(tmp_path / "hyp"), "--lexicon", str(lex)],
+                       capture_output=True, text=True, cwd=TOP)
+    assert r.returncode == 0, r.stderr
+    assert "5 words of 3 utterances" in r.stdout
+    # railroad twice (u1 split at rail|road, u3 not split), money split in the middle (not a compound)
+    assert "2 words part into two lexicon words; the encoder wrote a <wb> at that place in 1 (50.0 %)" in r.stdout
+    assert "a <wb> elsewhere inside a word: 1 of 5 words (20.00 %)" in r.stdout
