@@ -5,10 +5,11 @@ The LLM reads common words well and misreads rare ones as common look-alikes ("p
 "paid", "movable types" -> "movable tabs"): the beam then holds no answer with the right word,
 and rescoring by acoustic fit (:mod:`tasu.rescore`) can only pick among wrong ones. Here the
 best answer is aligned with the PSD rows; for every word, and every two adjacent words, the rows
-between its neighbours' rows are read off (their most likely units but word boundaries, also
-with one row fewer at either edge) and the lexicon words whose units are within one edit of that reading are looked up
-(a deletion-neighbourhood index, as in SymSpell). A word that fits those rows better than the
-answer's own words, by more than ``margin`` in alignment cost, makes a new answer. The caller
+between its neighbours' rows are read off (their most likely units, word boundaries left out,
+also with one row fewer at either edge) and the lexicon words whose units are within one edit of
+that reading are looked up (a deletion-neighbourhood index, as in SymSpell). A word that fits
+those rows better than the answer's own words, by more than ``margin`` in alignment cost, makes a
+new answer, and so does a word that joins two and fits as well as they do. The caller
 scores the new answers with the LLM (teacher forcing, the same speech prompt) and the rescorer
 picks among beams and new answers by LLM log-probability - weight x alignment cost, so a swap
 stands only where the LLM also finds it plausible in context.
@@ -108,10 +109,11 @@ def propose(words: Sequence[str], rows: np.ndarray, units_of: Callable[[str], li
             wb: int | None = None, wb_cost: float | None = None) -> list[str]:
     """New answers for the answer ``words`` read from PSD ``rows`` ([T, V] probabilities): each swaps
     one span of 1..``max_span`` words for a lexicon word that fits the span's rows better by more
-    than ``margin`` (a word that joins two fits as well as they do, too: the encoder writes word
-    boundaries inside compound words); the ``per_span`` best words of each span, and one answer
-    with the non-overlapping swaps of the largest total gain. At most ``max_answers``: that one first, then
-    the single swaps, best gain first."""
+    than ``margin`` (a word that joins two, also where it fits as well as they do: the encoder
+    writes word boundaries inside compound words); the ``per_span`` best words of each span, and
+    one answer with the non-overlapping swaps of the largest total gain. At most ``max_answers``:
+    that one first, then the single swaps, best gain first. ``wb``: the ``<wb>`` unit id, left out
+    of the rows' readings (and priced at ``wb_cost`` in the alignment, :func:`tasu.rescore.edit_costs`)."""
     if not words or rows.shape[0] == 0:
         return []
     wunits = [units_of(w) for w in words]
