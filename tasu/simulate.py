@@ -77,11 +77,10 @@ class PosteriorSimulator:
     def __init__(self, vocab_size: int, active: Sequence[int], units: Sequence[str],
                  wb_id: int | None, cfg: SimulationConfig,
                  splits: dict[tuple[int, ...], tuple[int, ...]] | None = None) -> None:
-        if cfg.wb_split > 0 and (wb_id is None or not splits):
-            raise ValueError(f"simulation.wb_split {cfg.wb_split} puts word boundaries inside compound words: it "
-                             "needs units with <wb> and the lexicon's compound splits (compound_splits)")
         self.V = vocab_size
-        self.splits = splits or {}  # a word's unit ids -> the unit positions a <wb> may go before
+        # a word's unit ids -> the unit positions a <wb> may go before (wb_split); none given: no word
+        # is split (the oracle rows of tasu.bin.simulate_posteriors); the trainer insists on a lexicon
+        self.splits = splits or {}
         self.cfg = cfg
         self.scale = 1.0  # multiplies every noise rate and the smoothing (a noise curriculum sets it)
         self.wb_id = wb_id
@@ -111,7 +110,7 @@ class PosteriorSimulator:
         s = rng.uniform(c.strength_min, c.strength_max) * self.scale
         out: list[int] = []
         orig: list[int] = []
-        split_at = self._split_positions(ids) if c.wb_split > 0 else set()
+        split_at = self._split_positions(ids) if c.wb_split > 0 and self.splits and self.wb_id is not None else set()
         for k, u in enumerate(ids):
             if k in split_at and out[-1:] != [self.wb_id] and rng.random() < c.wb_split * s:
                 out.append(self.wb_id)

@@ -230,11 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         log.info("compound splits: %d pronunciations of %s take a <wb> inside (wb_split %g)", len(splits),
                  args.lexicon, cfg.simulation.wb_split)
-    try:
-        sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation, splits)
-    except ValueError as e:
-        log.error("%s", e)
-        return 1
+    sim = PosteriorSimulator(inv.size, active, inv.units, inv.wb_id, cfg.simulation, splits)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%d train / %d dev sentences, %d active units of %d, %.2fM trainable parameters",
              len(train), len(dev), len(active), inv.size, n_train / 1e6)
