@@ -5,7 +5,8 @@
         --lexicon dump/lexicon.txt
 
 Stage 1 writes each set's reference units (``units``: the transcript through the G2P, ``<wb>``
-between words) and the encoder's best path (``units_hyp``). They are aligned by edit distance;
+between words) and the encoder's best path (``units_hyp``). They are aligned as the WER aligns
+words (:func:`tasu.score.score_texts`);
 a ``<wb>`` the encoder inserted between two units of one reference word is a split of that word.
 Splits are counted apart at the places :func:`tasu.simulate.compound_splits` names (the word's
 spelling parts into two lexicon words there: rail|road) and elsewhere: the rates that
@@ -18,32 +19,6 @@ import argparse
 import collections
 import sys
 from pathlib import Path
-
-
-def align(ref: list[str], hyp: list[str]) -> list[tuple[int, int]]:
-    """Levenshtein alignment as ``(i, j)`` pairs: ``ref[i]`` matched or substituted by ``hyp[j]``;
-    ``(i, -1)``: ``ref[i]`` deleted; ``(~i, j)``: ``hyp[j]`` inserted before ``ref[i]``."""
-    n, m = len(ref), len(hyp)
-    D = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        D[i][0] = i
-    for j in range(m + 1):
-        D[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            D[i][j] = min(D[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]), D[i - 1][j] + 1, D[i][j - 1] + 1)
-    i, j, ops = n, m, []
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and D[i][j] == D[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            ops.append((i - 1, j - 1))
-            i, j = i - 1, j - 1
-        elif j > 0 and D[i][j] == D[i][j - 1] + 1:
-            ops.append((~i, j - 1))  # hyp[j - 1] inserted before ref[i]
-            j -= 1
-        else:
-            ops.append((i - 1, -1))
-            i -= 1
-    return ops[::-1]
 
 
 def read_table(path: Path) -> dict[str, list[str]]:
@@ -63,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wb", default="<wb>")
     args = ap.parse_args(argv)
     from tasu.g2p import read_lexicon
+    from tasu.score import score_texts
     from tasu.simulate import compound_splits
 
     try:
@@ -76,10 +52,15 @@ def main(argv: list[str] | None = None) -> int:
         for u in units:
             index.setdefault(u, len(index))
     splits = compound_splits(lexicon, letters, index)
+    common = sorted(set(ref) & set(hyp))
+    # units aligned as the WER aligns words (the same alignment tasu.bin.estimate_confusions counts)
+    scored = score_texts({u: " ".join(ref[u]) for u in common}, {u: " ".join(hyp[u]) for u in common},
+                         normalize=False)
+    alignments = {d.uttid: d.ops for d in scored.details}
     words = splittable = at_split = elsewhere = 0
     examples: collections.Counter[str] = collections.Counter()
     missing = sorted(set(ref) - set(hyp))
-    for uid in sorted(set(ref) & set(hyp)):
+    for uid in common:
         r = ref[uid]
         word_of, pos_in = [], []  # per reference unit: its word's index and place in it (-1: a <wb>)
         w = p = 0
@@ -93,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                 pos_in.append(p)
                 p += 1
         inside: dict[int, set[int]] = collections.defaultdict(set)
-        for i, j in align(r, hyp[uid]):
-            if i < 0 and hyp[uid][j] == args.wb:
-                nxt = ~i
-                if 0 < nxt < len(r) and word_of[nxt] >= 0 and word_of[nxt - 1] == word_of[nxt]:
-                    inside[word_of[nxt]].add(pos_in[nxt])
+        nxt = 0  # the reference unit the alignment is at
+        for op, _, h in alignments[uid]:
+            if op != "I":
+                nxt += 1
+            elif h == args.wb and 0 < nxt < len(r) and word_of[nxt] >= 0 and word_of[nxt - 1] == word_of[nxt]:
+                inside[word_of[nxt]].add(pos_in[nxt])
         word_units = " ".join(r).split(f" {args.wb} ")
         for k, wu in enumerate(word_units):
             ids = tuple(index.get(u, -1) for u in wu.split())
