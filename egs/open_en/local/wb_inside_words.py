@@ -21,15 +21,6 @@ import sys
 from pathlib import Path
 
 
-def read_table(path: Path) -> dict[str, list[str]]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            key, *rest = line.split()
-            out[key] = rest
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--units", type=Path, required=True, help="reference units (stage 1: dump/<set>/units)")
@@ -37,13 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lexicon", type=Path, required=True, help="the training lexicon, with letters")
     ap.add_argument("--wb", default="<wb>")
     args = ap.parse_args(argv)
+    from tasu.data import read_kv
     from tasu.g2p import read_lexicon
     from tasu.score import score_texts
     from tasu.simulate import compound_splits
 
     try:
         lexicon, letters = read_lexicon(args.lexicon)
-        ref, hyp = read_table(args.units), read_table(args.hyp)
+        # Kaldi tables: an error names the file and line
+        ref = {k: v.split() for k, v in read_kv(args.units).items()}
+        hyp = {k: v.split() for k, v in read_kv(args.hyp, allow_empty_value=True).items()}
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
