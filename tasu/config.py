@@ -191,6 +191,9 @@ class DecodeConfig:
     expand_per_span: int = 0
     expand_margin: float = 0.0
     expand_max: int = 16
+    # rounds of expansion: 2 expands the rescorer's choice again where it is a new answer (two
+    # swaps the first round's combined answer did not join, e.g. one that moved a neighbour's rows)
+    expand_rounds: int = 1
     # generation guards (tasu.constrain.GenerationGuard): at most ceil(max_len_ratio * PSD rows)
     # + max_len_offset answer tokens (0: max_new_tokens only); loop_repeats copies in a row of
     # one n-gram end the answer, and the copies are cut to one (0: off)
@@ -208,6 +211,8 @@ class DecodeConfig:
 def check_rescoring(cfg: DecodeConfig, num_beams: int, where: object) -> None:
     """ValueError naming ``where`` when ``acoustic_weight`` > 0 has no beam answers to re-rank
     (``num_beams``: the config's, or a command line's override)."""
+    if cfg.expand_rounds < 1:
+        raise ValueError(f"{where}: expand_rounds must be >= 1 (got {cfg.expand_rounds})")
     if cfg.expand_per_span > 0 and (cfg.expand_max < 1 or cfg.expand_margin < 0):
         raise ValueError(f"{where}: expand_max must be >= 1 and expand_margin >= 0 "
                          f"(got {cfg.expand_max}, {cfg.expand_margin:g})")

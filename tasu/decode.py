@@ -46,7 +46,8 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
                       rescorer: Callable[[np.ndarray, list[tuple[str, float]]], int] | None = None,
                       nbest: dict[str, list[tuple[str, float]]] | None = None,
                       guard: GuardConfig | None = None,
-                      expander: Callable[[np.ndarray, str], list[str]] | None = None) -> dict[str, str]:
+                      expander: Callable[[np.ndarray, str], list[str]] | None = None,
+                      expand_rounds: int = 1) -> dict[str, str]:
     """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate).
 
     ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``), or ``{uid: template}``
@@ -55,7 +56,8 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
     answer`` (e.g. :func:`tasu.rescore.pick_hypothesis`); the beams go into ``nbest`` when given.
     ``guard``: answer length bounded by the speech, loops stopped (:class:`tasu.config.GuardConfig`).
     ``expander``: ``(posteriors, best beam answer) -> more answers`` (:func:`tasu.expand.propose`),
-    scored by the LLM on the same speech and put after the beams for the rescorer.
+    scored by the LLM on the same speech and put after the beams for the rescorer; ``expand_rounds`` > 1
+    expands the rescorer's choice again, where it is an answer not expanded yet, up to that many rounds.
     """
     tok = model.tokenizer
     out: dict[str, str] = {}
@@ -71,11 +73,23 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
             beams = model.generate_nbest(feats, num_beams, max_new_tokens, constraint, templates, guard)
             beams = [[(answer_text(tok, ids), score) for ids, score in cands] for cands in beams]
             if expander is not None:
-                extra = [[t for t in expander(mat, cands[0][0]) if t not in {c for c, _ in cands}]
-                         for (_, mat), cands in zip(batch, beams)]
-                scores = model.score_answers(feats, [[tok(t, add_special_tokens=False)["input_ids"] for t in ex]
-                                                     for ex in extra], templates)
-                beams = [cands + list(zip(ex, sc)) for cands, ex, sc in zip(beams, extra, scores)]
+                # round 1 expands the beam's best answer; each further round, the rescorer's choice so
+                # far where it is an answer not expanded yet (a swap moves the rows of its neighbours)
+                seeds = [cands[0][0] for cands in beams]
+                done: list[set[str]] = [set() for _ in batch]
+                for r in range(expand_rounds):
+                    if r:
+                        seeds = [cands[rescorer(mat, cands)][0] for (_, mat), cands in zip(batch, beams)]
+                    extra = []
+                    for (_, mat), cands, seed, seen in zip(batch, beams, seeds, done):
+                        have = {c for c, _ in cands}
+                        extra.append([] if seed in seen else [t for t in expander(mat, seed) if t not in have])
+                        seen.add(seed)
+                    if not any(extra):
+                        break
+                    scores = model.score_answers(feats, [[tok(t, add_special_tokens=False)["input_ids"] for t in ex]
+                                                         for ex in extra], templates)
+                    beams = [cands + list(zip(ex, sc)) for cands, ex, sc in zip(beams, extra, scores)]
             for (uid, mat), cands in zip(batch, beams):
                 out[uid] = cands[rescorer(mat, cands)][0]
                 if nbest is not None:

@@ -108,6 +108,38 @@ def check_weights_fit(model: SpeechLLM, state: dict[str, torch.Tensor], where: s
                                  "the weights were trained with another LLM: set llm: to that one")
 
 
+def average_weights(files: list[str | os.PathLike[str]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the trainable weights of ``files`` (``model.pt`` files or training
+    checkpoints of one model), as icefall's and ESPnet's checkpoint averaging do.
+
+    Every file must hold the same tensor names and shapes as the first (an error names the file
+    and the tensor); the mean is taken in float64 and stored in each tensor's own dtype. Tensors
+    that are not floating point (none in tasu today) must be equal in every file.
+    """
+    if not files:
+        raise ValueError("no weights files to average")
+    first = read_weights(files[0])
+    sums = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in first.items()
+            if isinstance(v, torch.Tensor)}
+    for f in files[1:]:
+        state = read_weights(f)
+        names = {k for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if names != set(sums):
+            diff = sorted(names ^ set(sums))
+            raise ValueError(f"{f}: holds other tensors than {files[0]} ({len(diff)} differ, e.g. {diff[0]}); "
+                             "average checkpoints of one model only")
+        for k, acc in sums.items():
+            v = state[k]
+            if v.shape != acc.shape:
+                raise ValueError(f"{f}: {k} has shape {tuple(v.shape)}, {files[0]} {tuple(acc.shape)}")
+            if acc.is_floating_point():
+                acc += v.to(torch.float64)
+            elif not torch.equal(v, acc):
+                raise ValueError(f"{f}: {k} (dtype {v.dtype}) differs from {files[0]}'s and cannot be averaged")
+    n = len(files)
+    return {k: (acc / n).to(first[k].dtype) if acc.is_floating_point() else acc for k, acc in sums.items()}
+
+
 def load_init(model: SpeechLLM, source: str, inventory: UnitInventory, llm: str = "",
               seed: int | None = None) -> None:
     """Start from another model's trainable weights (an exp dir, a packed zip or dir).

@@ -656,6 +656,14 @@ def _(tmp, inventory):
     return ex
 
 
+@case("decode-expansion-rounds-zero")
+def _(tmp, inventory):
+    c = put(tmp / "decode.yaml", "num_beams: 1\nacoustic_weight: 1\nexpand_per_span: 2\nexpand_rounds: 0\n")
+    ex = decode(tmp, fake_expdir(tmp, inventory), "--config", c)
+    ex.says = [f"{c}: expand_rounds must be >= 1 (got 0)"]
+    return ex
+
+
 @case("decode-expansion-lexicon-malformed")
 def _(tmp, inventory):
     c = put(tmp / "decode.yaml", "num_beams: 1\nacoustic_weight: 1\nexpand_per_span: 2\n")

@@ -115,3 +115,62 @@ def test_propose_joins_two_words_the_encoder_parted_with_a_word_boundary():
     ins_wb = 4.0 * (1 - 0.9) + 0.5 * 0.9   # the <wb> row: 90 % of its mass at 0.5, the rest at 4
     assert path_cost(rows, [1, 2, 3, 2], [0, 1, 3, 4], 4.0, 5.0) - 4.0 + ins_wb == pytest.approx(
         alignment_cost(rows, [1, 2, 3, 2], 4.0, 5.0, wb=11, wb_cost=0.5))
+
+
+class _WordTok:
+    """Token ids are word numbers: enough of a tokenizer for decode_posteriors."""
+    def __init__(self):
+        self.vocab: list[str] = []
+
+    def __call__(self, text, add_special_tokens=False):
+        ids = []
+        for w in text.split():
+            if w not in self.vocab:
+                self.vocab.append(w)
+            ids.append(self.vocab.index(w))
+        return {"input_ids": ids}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(self.vocab[i] for i in ids)
+
+
+class _ScoredAnswers:
+    """A stand-in SpeechLLM: the beam answers "a b"; teacher forcing scores answers from a table."""
+    def __init__(self, scores):
+        self.tokenizer, self.scores, self.scored = _WordTok(), scores, []
+
+    def generate_nbest(self, feats, num_beams, max_new_tokens, constraint, templates, guard):
+        return [[(self.tokenizer("a b")["input_ids"], self.scores["a b"])] for _ in feats]
+
+    def score_answers(self, feats, answers, templates=None):
+        texts = [[self.tokenizer.decode(ids) for ids in ex] for ex in answers]
+        self.scored.append(texts)
+        return [[self.scores[t] for t in ex] for ex in texts]
+
+
+@pytest.mark.parametrize("rounds, answer, expanded", [
+    (1, "a c", ["a b"]),                   # the first round's best swap
+    (2, "y c", ["a b", "a c"]),            # the choice "a c" expanded again: "y c" is better still
+    (4, "y c", ["a b", "a c", "y c"]),     # "y c" proposes nothing new: no fourth round, none re-expanded
+])
+def test_expand_rounds_expand_the_rescorers_choice_again(rounds, answer, expanded):
+    from tasu.decode import decode_posteriors
+
+    proposals = {"a b": ["a c", "x b"], "a c": ["y c", "a b"], "y c": ["a c"]}
+    model = _ScoredAnswers({"a b": -5.0, "a c": -3.0, "x b": -4.0, "y c": -1.0})
+    calls = []
+
+    def expander(rows, text):
+        calls.append(text)
+        return proposals[text]
+
+    def rescorer(rows, cands):  # the LLM's score alone
+        return max(range(len(cands)), key=lambda i: cands[i][1])
+
+    nbest = {}
+    got = decode_posteriors(model, [("u1", np.zeros((3, 4), np.float32))], rescorer=rescorer, nbest=nbest,
+                            expander=expander, expand_rounds=rounds)
+    assert got == {"u1": answer} and calls == expanded
+    # every answer is scored once: those the beam or an earlier round already had are not proposed again
+    assert [c for c, _ in nbest["u1"]] == ["a b", "a c", "x b"] + (["y c"] if rounds > 1 else [])
+    assert [t for r in model.scored for ex in r for t in ex] == [c for c, _ in nbest["u1"]][1:]

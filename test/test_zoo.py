@@ -387,3 +387,43 @@ def test_a_model_packed_with_its_lexicon_expands_from_the_zip_alone(exp, tmp_pat
     assert not (tmp_path / "bad.zip").exists()
     r = infer("--model", exp / "exp" / "tasu_tiny", "--config", conf, "--lexicon", bad, exp / "a.wav")
     assert r.returncode == 2 and "bad.txt:2: expected" in r.stderr
+
+
+def test_averaged_checkpoints_decode_like_the_mean_model(exp, tmp_path):
+    """average_checkpoints: the mean of w+d and w-d is w, so the averaged exp dir answers what the
+    trained one does; checkpoints of another model, too few of them, or --out = the training dir
+    are errors naming the file, and leave no model.pt behind."""
+    src = exp / "exp" / "tasu_tiny"
+    expdir = tmp_path / "exp" / "tasu_run"
+    (expdir / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "units.txt"):
+        (expdir / name).write_bytes((src / name).read_bytes())
+    w = torch.load(src / "model.pt")
+    g = torch.Generator().manual_seed(1)
+    d = {k: torch.randn(v.shape, generator=g) * 0.05 for k, v in w.items()}
+    torch.save({"model": {k: v + d[k] for k, v in w.items()}, "step": 200}, expdir / "checkpoints" / "step0000200.pt")
+    torch.save({"model": {k: v - d[k] for k, v in w.items()}, "step": 400}, expdir / "checkpoints" / "step0000400.pt")
+    torch.save({"model": {k: v * 9 for k, v in w.items()}, "step": 100}, expdir / "checkpoints" / "step0000100.pt")
+
+    def average(*args):
+        return subprocess.run([sys.executable, "-m", "tasu.bin.average_checkpoints", "--expdir", expdir, *args],
+                              cwd=TOP, capture_output=True, text=True, timeout=600)
+
+    out = tmp_path / "exp" / "tasu_run_avg2"
+    r = average("--avg", "2", "--out", out)  # the newest two: step 200 and 400, not step 100
+    assert r.returncode == 0, r.stderr
+    avg = torch.load(out / "model.pt")
+    assert set(avg) == set(w) and all(torch.allclose(avg[k], w[k], atol=1e-6) for k in w)
+    assert [Path(p).name for p in (out / "averaged.txt").read_text().split()] == ["step0000200.pt", "step0000400.pt"]
+    wavs = [exp / "a.wav", exp / "b.wav"]
+    assert reference_hyps(out, wavs) == reference_hyps(src, wavs)
+
+    r = average("--avg", "4", "--out", tmp_path / "four")
+    assert r.returncode == 1 and "3 checkpoints, --avg 4 needs 4" in r.stderr
+    other = tmp_path / "other.pt"
+    torch.save({k: v for k, v in list(w.items())[1:]}, other)
+    r = average("--checkpoints", expdir / "checkpoints" / "step0000200.pt", other, "--out", tmp_path / "x.pt")
+    assert r.returncode == 1 and "other.pt: holds other tensors" in r.stderr
+    r = average("--avg", "2", "--out", expdir)
+    assert r.returncode == 1 and "the training dir itself" in r.stderr
+    assert not (tmp_path / "four").exists() and not (tmp_path / "x.pt").exists() and not (expdir / "model.pt").exists()
