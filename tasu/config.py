@@ -194,6 +194,11 @@ class DecodeConfig:
     # rounds of expansion: 2 expands the rescorer's choice again where it is a new answer (two
     # swaps the first round's combined answer did not join, e.g. one that moved a neighbour's rows)
     expand_rounds: int = 1
+    # the LLM's prior of each answer (its log-prob given the prompt with the speech left out,
+    # SpeechLLM.score_prior) added to its log-prob with this weight before the rescorer chooses:
+    # > 0 leans on the LLM's text knowledge ("witchcraft" over the encoder's "which craft"),
+    # < 0 subtracts its internal language model (ILME); needs acoustic_weight > 0. 0: off
+    prior_weight: float = 0.0
     # generation guards (tasu.constrain.GenerationGuard): at most ceil(max_len_ratio * PSD rows)
     # + max_len_offset answer tokens (0: max_new_tokens only); loop_repeats copies in a row of
     # one n-gram end the answer, and the copies are cut to one (0: off)
@@ -218,6 +223,9 @@ def check_rescoring(cfg: DecodeConfig, num_beams: int, where: object) -> None:
                          f"(got {cfg.expand_max}, {cfg.expand_margin:g})")
     if cfg.align_wb_cost is not None and cfg.align_wb_cost < 0:
         raise ValueError(f"{where}: align_wb_cost must be >= 0 or null, got {cfg.align_wb_cost:g}")
+    if cfg.prior_weight != 0 and cfg.acoustic_weight <= 0:
+        raise ValueError(f"{where}: prior_weight {cfg.prior_weight:g} weighs the answers the rescorer chooses "
+                         f"from: it needs acoustic_weight > 0")
     if cfg.expand_per_span > 0 and cfg.acoustic_weight <= 0:
         raise ValueError(f"{where}: expand_per_span {cfg.expand_per_span} adds answers for the rescorer to choose "
                          f"from: it needs acoustic_weight > 0")

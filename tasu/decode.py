@@ -40,6 +40,22 @@ def answer_text(tokenizer, ids: list[int]) -> str:
     return " ".join(tokenizer.decode(ids, skip_special_tokens=True).split())
 
 
+def choices(model: SpeechLLM, batch: list[tuple[str, np.ndarray]], beams: list[list[tuple[str, float]]],
+            rescorer: Callable[[np.ndarray, list[tuple[str, float]]], int], priors: list[dict[str, float]],
+            prior_weight: float, templates: list[PromptTemplate] | None) -> list[int]:
+    """The rescorer's choice among each input's answers; with ``prior_weight``, each answer's LLM
+    log-prob plus that times its prior (scored once an answer, cached in ``priors``)."""
+    if not prior_weight:
+        return [rescorer(mat, cands) for (_, mat), cands in zip(batch, beams)]
+    tok = model.tokenizer
+    todo = [[t for t, _ in cands if t not in pri] for cands, pri in zip(beams, priors)]
+    got = model.score_prior([[tok(t, add_special_tokens=False)["input_ids"] for t in td] for td in todo], templates)
+    for pri, td, sc in zip(priors, todo, got):
+        pri.update(zip(td, sc))
+    return [rescorer(mat, [(t, s + prior_weight * pri[t]) for t, s in cands])
+            for (_, mat), cands, pri in zip(batch, beams, priors)]
+
+
 def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 16,
                       max_new_tokens: int = 48, num_beams: int = 1, progress=None,
                       constraint=None, template: Templates = None,
@@ -47,7 +63,7 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
                       nbest: dict[str, list[tuple[str, float]]] | None = None,
                       guard: GuardConfig | None = None,
                       expander: Callable[[np.ndarray, str], list[str]] | None = None,
-                      expand_rounds: int = 1) -> dict[str, str]:
+                      expand_rounds: int = 1, prior_weight: float = 0.0) -> dict[str, str]:
     """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate).
 
     ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``), or ``{uid: template}``
@@ -58,6 +74,8 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
     ``expander``: ``(posteriors, best beam answer) -> more answers`` (:func:`tasu.expand.propose`),
     scored by the LLM on the same speech and put after the beams for the rescorer; ``expand_rounds`` > 1
     expands the rescorer's choice again, where it is an answer not expanded yet, up to that many rounds.
+    ``prior_weight``: the rescorer sees each answer's LLM log-prob plus this times its prior
+    (:meth:`SpeechLLM.score_prior`, the prompt without the speech); ``nbest`` keeps the log-probs alone.
     """
     tok = model.tokenizer
     out: dict[str, str] = {}
@@ -72,6 +90,7 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
         else:
             beams = model.generate_nbest(feats, num_beams, max_new_tokens, constraint, templates, guard)
             beams = [[(answer_text(tok, ids), score) for ids, score in cands] for cands in beams]
+            priors: list[dict[str, float]] = [{} for _ in batch]  # answer -> the LLM's prior of it
             if expander is not None:
                 # round 1 expands the beam's best answer; each further round, the rescorer's choice so
                 # far where it is an answer not expanded yet (a swap moves the rows of its neighbours)
@@ -79,7 +98,8 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
                 done: list[set[str]] = [set() for _ in batch]
                 for r in range(expand_rounds):
                     if r:
-                        seeds = [cands[rescorer(mat, cands)][0] for (_, mat), cands in zip(batch, beams)]
+                        picks = choices(model, batch, beams, rescorer, priors, prior_weight, templates)
+                        seeds = [cands[p][0] for cands, p in zip(beams, picks)]
                     extra = []
                     for (_, mat), cands, seed, seen in zip(batch, beams, seeds, done):
                         have = {c for c, _ in cands}
@@ -90,8 +110,9 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
                     scores = model.score_answers(feats, [[tok(t, add_special_tokens=False)["input_ids"] for t in ex]
                                                          for ex in extra], templates)
                     beams = [cands + list(zip(ex, sc)) for cands, ex, sc in zip(beams, extra, scores)]
-            for (uid, mat), cands in zip(batch, beams):
-                out[uid] = cands[rescorer(mat, cands)][0]
+            picks = choices(model, batch, beams, rescorer, priors, prior_weight, templates)
+            for (uid, _), cands, p in zip(batch, beams, picks):
+                out[uid] = cands[p][0]
                 if nbest is not None:
                     nbest[uid] = cands
         if progress is not None:

@@ -237,7 +237,7 @@ class Speech2Text:
         with torch.inference_mode():
             hyps = decode_posteriors(self.model, speech, d.batch_size, d.max_new_tokens, d.num_beams, progress,
                                      self.constraint, template, self.rescorer, nbest, d.guard(), self.expander,
-                                     d.expand_rounds)
+                                     d.expand_rounds, d.prior_weight)
         if progress is not None and len(speech) < len(items):
             progress.update(len(items) - len(speech))
         return {k: Answer(hyps.get(k, ""), (nbest or {}).get(k, []), int(m.shape[0])) for k, m in items}

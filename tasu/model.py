@@ -231,6 +231,28 @@ class SpeechLLM(nn.Module):
             at += len(a)
         return out
 
+    @torch.no_grad()
+    def score_prior(self, answers: Sequence[Sequence[Sequence[int]]],
+                    templates: Sequence[PromptTemplate] | None = None) -> list[list[float]]:
+        """Per example, the summed log-probabilities of its ``answers`` given the prompt with the
+        speech left out: the LLM's own prior of each answer as a transcript (its internal language
+        model, estimated by removing the acoustic input, as ILME does), by teacher forcing."""
+        if not any(answers):
+            return [[] for _ in answers]
+        tpls = self._templates(len(answers), templates)
+        distinct = list(dict.fromkeys(tpls))
+        x, mask, _ = pad_batch(self._embed_many([list(t.prefix) + list(t.suffix) for t in distinct]), left=True)
+        mask = mask.to(self.device)
+        slot = {t: j for j, t in enumerate(distinct)}
+        owners = [slot[tpls[i]] for i, a in enumerate(answers) for _ in a]
+        flat = [list(ids) + [tpls[i].eos_id] for i, a in enumerate(answers) for ids in a]
+        scores = self._answer_logprobs(x, mask, flat, owners)
+        out, at = [], 0
+        for a in answers:
+            out.append(scores[at:at + len(a)])
+            at += len(a)
+        return out
+
     def _answer_logprobs(self, x: torch.Tensor, mask: torch.Tensor, answers: Sequence[Sequence[int]],
                          group: int | Sequence[int], chunk: int = 8) -> list[float]:
         """Summed log-probabilities of ``answers`` (row ``r`` continues prompt row ``r // group`` of

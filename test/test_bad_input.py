@@ -664,6 +664,14 @@ def _(tmp, inventory):
     return ex
 
 
+@case("decode-prior-without-acoustic-weight")
+def _(tmp, inventory):
+    c = put(tmp / "decode.yaml", "num_beams: 2\nprior_weight: 1\n")
+    ex = decode(tmp, fake_expdir(tmp, inventory), "--config", c)
+    ex.says = [f"{c}: prior_weight 1 weighs the answers", "needs acoustic_weight > 0"]
+    return ex
+
+
 @case("decode-expansion-lexicon-malformed")
 def _(tmp, inventory):
     c = put(tmp / "decode.yaml", "num_beams: 1\nacoustic_weight: 1\nexpand_per_span: 2\n")

@@ -135,9 +135,10 @@ class _WordTok:
 
 
 class _ScoredAnswers:
-    """A stand-in SpeechLLM: the beam answers "a b"; teacher forcing scores answers from a table."""
-    def __init__(self, scores):
-        self.tokenizer, self.scores, self.scored = _WordTok(), scores, []
+    """A stand-in SpeechLLM: the beam answers "a b"; teacher forcing scores answers from a table,
+    and their priors (score_prior) from another."""
+    def __init__(self, scores, priors=None):
+        self.tokenizer, self.scores, self.scored, self.priors, self.prior_asked = _WordTok(), scores, [], priors, []
 
     def generate_nbest(self, feats, num_beams, max_new_tokens, constraint, templates, guard):
         return [[(self.tokenizer("a b")["input_ids"], self.scores["a b"])] for _ in feats]
@@ -146,6 +147,11 @@ class _ScoredAnswers:
         texts = [[self.tokenizer.decode(ids) for ids in ex] for ex in answers]
         self.scored.append(texts)
         return [[self.scores[t] for t in ex] for ex in texts]
+
+    def score_prior(self, answers, templates=None):
+        texts = [[self.tokenizer.decode(ids) for ids in ex] for ex in answers]
+        self.prior_asked += [t for ex in texts for t in ex]
+        return [[self.priors[t] for t in ex] for ex in texts]
 
 
 @pytest.mark.parametrize("rounds, answer, expanded", [
@@ -174,3 +180,27 @@ def test_expand_rounds_expand_the_rescorers_choice_again(rounds, answer, expande
     # every answer is scored once: those the beam or an earlier round already had are not proposed again
     assert [c for c, _ in nbest["u1"]] == ["a b", "a c", "x b"] + (["y c"] if rounds > 1 else [])
     assert [t for r in model.scored for ex in r for t in ex] == [c for c, _ in nbest["u1"]][1:]
+
+
+@pytest.mark.parametrize("weight, answer", [
+    (0.0, "y c"),    # log-probs alone: "a c", then its expansion "y c"
+    (1.0, "x b"),    # the prior makes "x b" the choice; it expands to nothing new
+    (-1.0, "y c"),   # priors subtracted (ILME): "a c", then "y c"
+])
+def test_prior_weight_adds_each_answers_prior_for_the_rescorer_only(weight, answer):
+    from tasu.decode import decode_posteriors
+
+    model = _ScoredAnswers({"a b": -5.0, "a c": -3.0, "x b": -4.0, "y c": -1.0},
+                           priors={"a b": -9.0, "a c": -8.0, "x b": -2.0, "y c": -20.0})
+
+    def rescorer(rows, cands):
+        return max(range(len(cands)), key=lambda i: cands[i][1])
+
+    nbest = {}
+    got = decode_posteriors(model, [("u1", np.zeros((3, 4), np.float32))], rescorer=rescorer, nbest=nbest,
+                            expander=lambda rows, text: {"a b": ["a c", "x b"], "a c": ["y c"]}.get(text, []),
+                            expand_rounds=2, prior_weight=weight)
+    assert got == {"u1": answer}
+    # nbest keeps the LLM's log-probs alone; each answer's prior is scored once, and only when weighted
+    assert dict(nbest["u1"]) == {t: model.scores[t] for t, _ in nbest["u1"]}
+    assert sorted(model.prior_asked) == (sorted(t for t, _ in nbest["u1"]) if weight else [])

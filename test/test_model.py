@@ -105,6 +105,28 @@ def test_generate_nbest_gives_n_answers_with_their_log_probabilities_best_first(
     assert out[0][0][0] == m.generate(feats[:1], max_new_tokens=4, num_beams=3)[0]  # best = the beam's answer
 
 
+def test_score_prior_is_the_answer_log_prob_with_the_speech_left_out():
+    """score_prior: each answer's summed token log-probs (its end token included) after the prompt
+    alone, the speech left out, whatever the other answers' lengths (batched and left-padded)."""
+    m, tpl = tiny_model()
+    other = PromptTemplate.build(ToyTokenizer(), "Q:<speech>?", "sys")
+    answers = [[[7, 8, 9], [5]], [], [[11, 12]]]
+    got = m.score_prior(answers, [tpl, tpl, other])
+    assert [len(g) for g in got] == [2, 0, 1]
+    for a, t, g in zip(answers, [tpl, tpl, other], got):
+        for ids, score in zip(a, g):
+            seq = torch.tensor(list(t.prefix) + list(t.suffix) + ids + [t.eos_id])
+            with torch.no_grad():
+                logp = m.llm(input_ids=seq[None]).logits[0].log_softmax(-1)
+            start = len(t.prefix) + len(t.suffix)
+            want = float(logp[torch.arange(start - 1, len(seq) - 1), seq[start:]].sum())
+            assert score == pytest.approx(want, abs=1e-4)
+    # the speech changes score_answers, not the prior
+    feats = [torch.rand(4, V)]
+    assert m.score_answers(feats, [[[7, 8, 9]]])[0][0] != pytest.approx(got[0][0], abs=1e-3)
+    assert m.score_prior([[]]) == [[]]
+
+
 def test_spelling_warm_start_maps_units_to_letter_embeddings():
     emb = torch.randn(100, D)
     units = [f"u{i}" for i in range(V - 2)] + ["<wb>", "<blank>"]

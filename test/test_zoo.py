@@ -302,12 +302,23 @@ def test_tune_rescoring_re_ranks_the_kept_beams_as_the_decode_did(exp, tmp_path,
     args = ["--model", str(model), "--nbest", str(nbest), "--feats", str(scp), "--ref", str(out / "text")]
     assert tune_main([*args, "--weights", "0.5", "0"]) == 0
     table = capsys.readouterr().out
-    assert "| 2 | 5 | - | 0.5 | 0.00 |" in table and "best: WER 0.00 at acoustic_weight 0.5" in table
-    assert "| 2 | 5 | - | 0 | 0.00 |" not in table  # the acoustic fit changed an answer of the beam
+    assert "| 2 | 5 | - | 0.5 | 0 | 0.00 |" in table and "best: WER 0.00 at acoustic_weight 0.5" in table
+    assert "| 2 | 5 | - | 0 | 0 | 0.00 |" not in table  # the acoustic fit changed an answer of the beam
     # word boundaries priced apart: a column of their own, and the best setting names the cost
     assert tune_main([*args, "--weights", "0.5", "--wb_costs", "0.5"]) == 0
     table = capsys.readouterr().out
-    assert "| 2 | 5 | 0.5 | 0.5 |" in table and ", align_wb_cost 0.5" in table
+    assert "| 2 | 5 | 0.5 | 0.5 | 0 |" in table and ", align_wb_cost 0.5" in table
+    # the answers' priors: a decode with prior_weight is re-ranked to its own answers at that weight
+    conf.write_text(conf.read_text() + "prior_weight: 3\n")
+    out_p = tmp_path / "decode_prior"
+    assert decode_main(["--expdir", str(model), "--feats", str(scp), "--outdir", str(out_p),
+                        "--config", str(conf)]) == 0
+    capsys.readouterr()
+    assert tune_main(["--model", str(model), "--nbest", str(out_p / "nbest.json"), "--feats", str(scp),
+                      "--ref", str(out_p / "text"), "--weights", "0.5", "--prior_weights", "3", "0"]) == 0
+    table = capsys.readouterr().out
+    assert "| 2 | 5 | - | 0.5 | 3 | 0.00 |" in table and ", prior_weight 3" in table
+    assert "| 2 | 5 | - | 0.5 | 0 | 0.00 |" not in table  # the priors changed an answer
     assert tune_main([*args, "--wb_costs", "-1"]) == 1 and "--wb_costs must be >= 0" in capsys.readouterr().err
     # the training lexicon is read, never written: the answers' new words go to a private copy
     lex = tmp_path / "lexicon.txt"
