@@ -113,7 +113,7 @@ def average_weights(files: list[str | os.PathLike[str]]) -> dict[str, torch.Tens
     checkpoints of one model), as icefall's and ESPnet's checkpoint averaging do.
 
     Every file must hold the same tensor names and shapes as the first (an error names the file
-    and the tensor); the mean is taken in float64 and stored in each tensor's own dtype. Tensors
+    and the tensor); the mean is taken in float64 and stored in the first file's dtypes. Tensors
     that are not floating point (none in tasu today) must be equal in every file.
     """
     if not files:
