@@ -223,13 +223,7 @@ class SpeechLLM(nn.Module):
         with self._autocast():
             x, mask, _ = self.assemble(feats, left_pad=True, templates=templates)
         owners = [i for i, a in enumerate(answers) for _ in a]
-        flat = [list(ids) + [tpls[i].eos_id] for i, a in enumerate(answers) for ids in a]
-        scores = self._answer_logprobs(x, mask, flat, owners)
-        out, at = [], 0
-        for a in answers:
-            out.append(scores[at:at + len(a)])
-            at += len(a)
-        return out
+        return self._scores_by_example(x, mask, answers, tpls, owners)
 
     @torch.no_grad()
     def score_prior(self, answers: Sequence[Sequence[Sequence[int]]],
@@ -245,6 +239,12 @@ class SpeechLLM(nn.Module):
         mask = mask.to(self.device)
         slot = {t: j for j, t in enumerate(distinct)}
         owners = [slot[tpls[i]] for i, a in enumerate(answers) for _ in a]
+        return self._scores_by_example(x, mask, answers, tpls, owners)
+
+    def _scores_by_example(self, x: torch.Tensor, mask: torch.Tensor, answers: Sequence[Sequence[Sequence[int]]],
+                           tpls: Sequence[PromptTemplate], owners: Sequence[int]) -> list[list[float]]:
+        """:meth:`_answer_logprobs` of every example's answers (each with its prompt's end token;
+        ``owners``: the prompt row each answer continues), split back per example."""
         flat = [list(ids) + [tpls[i].eos_id] for i, a in enumerate(answers) for ids in a]
         scores = self._answer_logprobs(x, mask, flat, owners)
         out, at = [], 0
