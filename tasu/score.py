@@ -4,7 +4,9 @@ Both references and hypotheses go through :func:`tasu.textnorm.normalize_text` b
 scoring (BLEU excepted: sacrebleu tokenises raw text itself); the error rates are computed
 with ``jiwer`` and reported as percentages. :func:`score_metric` scores by a metric name
 (one of :data:`METRICS`; a task of :mod:`tasu.tasks` names its own, or brings its own
-metric function and normaliser). The reports
+metric function and normaliser). :func:`score_biased` / :func:`split_by_bias` split the WER of
+one alignment into U-WER and B-WER by per-utterance biasing words (the contextual-biasing
+protocol of Le et al. 2021; the lists: :mod:`tasu.bin.make_bias_lists`). The reports
 (``result.txt``, RESULTS.md) are :mod:`tasu.report`'s.
 """
 
@@ -37,6 +39,9 @@ __all__ = [
     "errors_by_count",
     "read_text",
     "score_texts",
+    "BiasedScore",
+    "score_biased",
+    "split_by_bias",
 ]
 
 
@@ -140,6 +145,14 @@ def _chunks_to_ops(chunks: Iterable[Any], ref: Sequence[str], hyp: Sequence[str]
     return ops
 
 
+def _normalizer(normalize: bool | Callable[[str], str]) -> Callable[[str], str]:
+    """The text normaliser that :func:`score_texts`'s ``normalize`` argument names."""
+    if callable(normalize):
+        own = normalize
+        return lambda t: " ".join(own(t).split())
+    return normalize_text if normalize else (lambda t: " ".join(t.split()))
+
+
 def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str],
                 normalize: bool | Callable[[str], str] = True) -> ScoreResult:
     """Score hypotheses against references (both ``{uttid: text}``).
@@ -160,11 +173,7 @@ def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str],
     missing: list[bool] = []
     n_empty_ref = 0
     n_missing_hyp = 0
-    if callable(normalize):
-        own = normalize
-        norm = lambda t: " ".join(own(t).split())  # noqa: E731
-    else:
-        norm = normalize_text if normalize else (lambda t: " ".join(t.split()))
+    norm = _normalizer(normalize)
     for uttid in sorted(ref):
         r = norm(ref[uttid])
         is_missing = uttid not in hyp
@@ -217,6 +226,123 @@ def score_texts(ref: Mapping[str, str], hyp: Mapping[str, str],
         char_ins=chars.insertions,
         details=details,
     )
+
+
+def _rate(errors: int, words: int) -> float | None:
+    """``errors`` in percent of ``words`` (None for no words), computed as jiwer computes the WER."""
+    return 100.0 * (errors / words) if words else None
+
+
+@dataclass(frozen=True)
+class BiasedScore:
+    """WER split by biasing words: U-WER and B-WER (Le et al. 2021, fbai-speech ``is21_deep_bias``).
+
+    ``*_u`` count reference words outside their utterance's bias set and ``*_b`` those inside it:
+    ``n_ref_*`` the words, ``sub_*``/``dele_*`` the ones substituted/deleted; ``ins_*`` count
+    inserted hypothesis words outside/inside the set. ``n_utts``, ``n_missing_hyp``,
+    ``n_extra_hyp`` and ``n_empty_ref`` are :class:`ScoreResult`'s. Rates are percentages; U-WER
+    (B-WER) is None when no reference word is unbiased (biased).
+    """
+
+    n_utts: int
+    n_ref_u: int
+    n_ref_b: int
+    sub_u: int
+    dele_u: int
+    ins_u: int
+    sub_b: int
+    dele_b: int
+    ins_b: int
+    n_missing_hyp: int = 0
+    n_extra_hyp: int = 0
+    n_empty_ref: int = 0
+
+    @property
+    def n_ref_words(self) -> int:
+        """All reference words (unbiased + biased)."""
+        return self.n_ref_u + self.n_ref_b
+
+    @property
+    def n_errors_u(self) -> int:
+        """Errors of the unbiased words (sub + del + ins)."""
+        return self.sub_u + self.dele_u + self.ins_u
+
+    @property
+    def n_errors_b(self) -> int:
+        """Errors of the biased words (sub + del + ins)."""
+        return self.sub_b + self.dele_b + self.ins_b
+
+    @property
+    def wer(self) -> float:
+        """All errors in percent of all reference words: :func:`score_texts`'s WER."""
+        return _rate(self.n_errors_u + self.n_errors_b, self.n_ref_words) or 0.0
+
+    @property
+    def u_wer(self) -> float | None:
+        """Unbiased errors in percent of the unbiased reference words."""
+        return _rate(self.n_errors_u, self.n_ref_u)
+
+    @property
+    def b_wer(self) -> float | None:
+        """Biased errors in percent of the biased reference words."""
+        return _rate(self.n_errors_b, self.n_ref_b)
+
+    def table(self) -> str:
+        """Three sclite-style lines: ``%WER``, ``%U-WER``, ``%B-WER`` (``-`` for an undefined rate)."""
+        rows = (("WER", self.wer, self.sub_u + self.sub_b, self.dele_u + self.dele_b, self.ins_u + self.ins_b,
+                 self.n_ref_words),
+                ("U-WER", self.u_wer, self.sub_u, self.dele_u, self.ins_u, self.n_ref_u),
+                ("B-WER", self.b_wer, self.sub_b, self.dele_b, self.ins_b, self.n_ref_b))
+        return "\n".join(f"%{name} {'-' if rate is None else f'{rate:.2f}'} [ {s + d + i} / {n}, {i} ins, "
+                         f"{d} del, {s} sub ]" for name, rate, s, d, i, n in rows)
+
+    def __str__(self) -> str:
+        """One line: ``WER 12.34 % U-WER 10.00 % B-WER 40.00 % (900 U / 100 B words)``."""
+        def pct(rate: float | None) -> str:
+            return "-" if rate is None else f"{rate:.2f} %"
+        return (f"WER {pct(self.wer)} U-WER {pct(self.u_wer)} B-WER {pct(self.b_wer)} "
+                f"({self.n_ref_u} U / {self.n_ref_b} B words)")
+
+
+def split_by_bias(result: ScoreResult, bias_words: Mapping[str, Iterable[str]],
+                  normalize: bool | Callable[[str], str] = True) -> BiasedScore:
+    """U-WER and B-WER from the alignments of ``result`` (no second alignment: its WER is ``result``'s).
+
+    ``bias_words``: utterance id -> its biasing words; an utterance absent has none, an id that
+    ``result`` did not score is ignored. The words go through the normaliser that scored
+    ``result`` (``normalize`` as :func:`score_texts` takes it; one that becomes several words
+    puts each in the set). A substituted or deleted reference word is an error of its own side
+    (biased if it is in the set); an inserted hypothesis word is a biased error if it is in the
+    set, else an unbiased one (fbai-speech's rule: to reproduce its numbers, give only the
+    reference's rare words, since an inserted distractor counts as unbiased there).
+    """
+    norm = _normalizer(normalize)
+    n = {k: 0 for k in ("C", "S", "D", "I")}
+    counts = {True: dict(n), False: dict(n)}
+    for utt in result.details:
+        biased = {w for x in bias_words.get(utt.uttid, ()) for w in norm(x).split()}
+        for op, ref, hyp in utt.ops:
+            counts[(hyp if op == "I" else ref) in biased][op] += 1
+    u, b = counts[False], counts[True]
+    return BiasedScore(
+        n_utts=result.n_utts,
+        n_ref_u=u["C"] + u["S"] + u["D"],
+        n_ref_b=b["C"] + b["S"] + b["D"],
+        sub_u=u["S"], dele_u=u["D"], ins_u=u["I"],
+        sub_b=b["S"], dele_b=b["D"], ins_b=b["I"],
+        n_missing_hyp=result.n_missing_hyp,
+        n_extra_hyp=result.n_extra_hyp,
+        n_empty_ref=result.n_empty_ref,
+    )
+
+
+def score_biased(ref: Mapping[str, str], hyp: Mapping[str, str], bias_words: Mapping[str, Iterable[str]],
+                 normalize: bool | Callable[[str], str] = True) -> BiasedScore:
+    """WER, U-WER and B-WER of ``hyp`` against ``ref`` (``{uttid: text}``), each utterance's
+    biasing words in ``bias_words`` (``{uttid: words}``): :func:`score_texts` (its normalisation,
+    its handling of missing and extra hypotheses and empty references), then
+    :func:`split_by_bias`."""
+    return split_by_bias(score_texts(ref, hyp, normalize=normalize), bias_words, normalize)
 
 
 @dataclass(frozen=True)

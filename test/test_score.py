@@ -374,3 +374,203 @@ def test_errors_by_count_cli(tmp_path: Path, capsys) -> None:
     assert errors_main(["--train_text", str(bad), "--ref", str(ref), "--hyp", str(hyp)]) == 1
     assert f"{bad}:2" in capsys.readouterr().err
     assert errors_main(["--train_text", str(tmp_path / "none"), "--ref", str(ref), "--hyp", str(hyp)]) == 1
+
+
+# --- U-WER / B-WER (contextual biasing) ------------------------------------------
+
+
+def test_score_biased_hand_computed() -> None:
+    from tasu.score import score_biased
+
+    ref, hyp = {"u1": "the cat sat on the mat"}, {"u1": "the cap sat on mat mat"}
+    # alignment: the C, cat->cap S, sat C, on C, the->mat S, mat C (2 errors / 6 words)
+    b = score_biased(ref, hyp, {"u1": {"cat"}})
+    # biased: cat (1 word, substituted): 1 / 1; unbiased: the sat on the mat (5 words), the->mat: 1 / 5
+    assert (b.n_ref_b, b.sub_b, b.dele_b, b.ins_b) == (1, 1, 0, 0)
+    assert (b.n_ref_u, b.sub_u, b.dele_u, b.ins_u) == (5, 1, 0, 0)
+    assert b.b_wer == pytest.approx(100.0) and b.u_wer == pytest.approx(20.0)
+    assert b.wer == pytest.approx(100 * 2 / 6)
+    assert str(b) == "WER 33.33 % U-WER 20.00 % B-WER 100.00 % (5 U / 1 B words)"
+    assert b.table().split("\n") == ["%WER 33.33 [ 2 / 6, 0 ins, 0 del, 2 sub ]",
+                                     "%U-WER 20.00 [ 1 / 5, 0 ins, 0 del, 1 sub ]",
+                                     "%B-WER 100.00 [ 1 / 1, 0 ins, 0 del, 1 sub ]"]
+    # the bias words are normalised as the texts are: "The," is "the", both of them biased;
+    # biased: the, the (the->mat wrong): 1 / 2; unbiased: cat sat on mat (cat->cap wrong): 1 / 4
+    b = score_biased(ref, hyp, {"u1": ["The,"]})
+    assert (b.n_ref_b, b.sub_b, b.n_ref_u, b.sub_u) == (2, 1, 4, 1)
+    assert b.b_wer == pytest.approx(50.0) and b.u_wer == pytest.approx(25.0)
+    # a bias word that normalises to two words makes both biased
+    b = score_biased({"u": "a well known fact"}, {"u": "a well known fact"}, {"u": ["Well-Known"]})
+    assert (b.n_ref_b, b.n_ref_u, b.b_wer, b.u_wer) == (2, 2, 0.0, 0.0)
+
+
+def test_score_biased_insertions() -> None:
+    from tasu.score import score_biased
+
+    # "anna" inserted, and "anna" is biased: a biased error. B: anna + the insertion: 1 / 1;
+    # U: call now, no error: 0 / 2; WER 1 / 3
+    b = score_biased({"u": "call anna now"}, {"u": "call anna anna now"}, {"u": ["anna"]})
+    assert (b.ins_b, b.ins_u, b.n_ref_b, b.n_ref_u) == (1, 0, 1, 2)
+    assert (b.b_wer, b.u_wer) == (pytest.approx(100.0), 0.0) and b.wer == pytest.approx(100 / 3)
+    # "right" inserted, not biased: an unbiased error. U: 1 / 2 (call now); B: 0 / 1
+    b = score_biased({"u": "call anna now"}, {"u": "call anna right now"}, {"u": ["anna"]})
+    assert (b.ins_b, b.ins_u) == (0, 1)
+    assert (b.b_wer, b.u_wer) == (0.0, pytest.approx(50.0))
+    # the bias set is the utterance's own: "anna" is biased in u1 only
+    b = score_biased({"u1": "call now", "u2": "call now"}, {"u1": "call anna now", "u2": "call anna now"},
+                     {"u1": ["anna"]})
+    assert (b.ins_b, b.ins_u, b.n_ref_b, b.n_ref_u) == (1, 1, 0, 4)
+
+
+def test_score_biased_no_bias_words_in_ref() -> None:
+    from tasu.score import score_biased
+
+    b = score_biased({"u": "a b c"}, {"u": "a x c"}, {"u": ["zebra"]})  # b->x: 1 / 3 words, none biased
+    assert (b.n_ref_b, b.n_ref_u) == (0, 3)
+    assert b.b_wer is None and b.u_wer == pytest.approx(100 / 3) and b.wer == b.u_wer
+    assert str(b) == "WER 33.33 % U-WER 33.33 % B-WER - (3 U / 0 B words)"
+    assert b.table().split("\n")[2] == "%B-WER - [ 0 / 0, 0 ins, 0 del, 0 sub ]"
+    b = score_biased({"u": "a b c"}, {"u": "a b c"}, {})  # no list at all: every word unbiased
+    assert (b.n_ref_b, b.n_ref_u, b.b_wer, b.u_wer) == (0, 3, None, 0.0)
+
+
+def test_score_biased_wer_is_score_texts_wer() -> None:
+    from tasu.score import score_biased, split_by_bias
+
+    ref = {"u1": "Call Anna now", "u2": "anna b", "u3": "...", "u4": "the cat sat on the mat"}
+    hyp = {"u1": "call ana now please", "u3": "x", "u4": "the cap sat on mat mat", "zz": "anna anna"}
+    bias = {"u1": ["anna"], "u2": ["ANNA"], "u4": ["cat", "mat"], "zz": ["anna"]}
+    b = score_biased(ref, hyp, bias)
+    r = score_texts(ref, hyp)
+    assert b.wer == r.wer  # the same alignment, the same arithmetic: equal, not just close
+    assert (b.n_ref_words, b.n_utts, b.n_missing_hyp, b.n_extra_hyp, b.n_empty_ref) == (11, 3, 1, 1, 1)
+    assert split_by_bias(r, bias) == b
+    # u1: anna->ana S (B), please I (U); u2 missing: anna D (B), b D (U); u3 empty ref: skipped;
+    # u4: cat->cap S (B), the->mat S (U), mat C (B); zz: not in ref, ignored.
+    # B: anna, anna, cat, mat = 4 words, 3 errors; U: call now b the sat on the = 7 words, 3 errors
+    assert (b.n_ref_b, b.sub_b, b.dele_b, b.ins_b) == (4, 2, 1, 0)
+    assert (b.n_ref_u, b.sub_u, b.dele_u, b.ins_u) == (7, 1, 1, 1)
+    assert b.b_wer == pytest.approx(75.0) and b.u_wer == pytest.approx(100 * 3 / 7)
+    assert r.wer == pytest.approx(100 * 6 / 11)
+
+
+def _bias_fixture(tmp_path: Path) -> dict[str, Path]:
+    # training counts: the 4, cat 3, dog 2, sat 1, mat 1: with --common 3 the common words are the, cat, dog
+    lines = ["The cat sat.", "the CAT dog", "the cat dog the mat"]
+    lexicon = ["the", "cat", "dog", "sat", "mat", "on", "zebra", "ice-cream"] + [f"w{i:02d}" for i in range(20)]
+    return {
+        "train": _write(tmp_path / "train.txt", "".join(f"{s}\n" for s in lines)),
+        "train_ids": _write(tmp_path / "train_ids.txt", "".join(f"mat-{i} {s}\n" for i, s in enumerate(lines))),
+        "text": _write(tmp_path / "text", "u1 The cat sat on the mat, mat\nu2 The dog\nu3 Zebra, zebra!\nu4 the dog\n"),
+        "lexicon": _write(tmp_path / "lexicon.txt", "".join(f"{w}\tx y\n" for w in lexicon)),
+    }
+
+
+def _bias_lists(out: Path) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in out.read_text(encoding="utf-8").splitlines()}
+
+
+def test_make_bias_lists(tmp_path: Path) -> None:
+    from tasu.bin.make_bias_lists import main as make_main
+
+    f = _bias_fixture(tmp_path)
+
+    def make(out: str, *extra: str, train: str = "train", text: str = "text") -> dict[str, list[str]]:
+        assert make_main(["--text", str(f[text]), "--train_text", str(f[train]), "--lexicon", str(f["lexicon"]),
+                          "--common", "3", "--distractors", "5", "--out", str(tmp_path / out), *extra]) == 0
+        return _bias_lists(tmp_path / out)
+
+    lists = make("bias", "--ref_rare_out", str(tmp_path / "rare"))
+    # reference words outside {the, cat, dog}, once each, in order: u1 sat on mat; u2 none; u3 zebra
+    assert (tmp_path / "rare").read_text() == "u1 sat on mat\nu2\nu3 zebra\nu4\n"
+    assert [lists[u][:n] for u, n in (("u1", 3), ("u2", 0), ("u3", 1))] == [["sat", "on", "mat"], [], ["zebra"]]
+    # distractors: 5, distinct, from the lexicon's rare single words (not the, cat, dog, ice-cream),
+    # none of them in the reference
+    rare_lexicon = {"sat", "mat", "on", "zebra"} | {f"w{i:02d}" for i in range(20)}
+    refs = {"u1": {"the", "cat", "sat", "on", "mat"}, "u2": {"the", "dog"}, "u3": {"zebra"}, "u4": {"the", "dog"}}
+    n_rare = {"u1": 3, "u2": 0, "u3": 1, "u4": 0}
+    for u, words in lists.items():
+        d = words[n_rare[u]:]
+        assert len(d) == len(set(d)) == 5 and set(d) <= rare_lexicon - refs[u], (u, d)
+    assert list(lists) == ["u1", "u2", "u3", "u4"]
+    assert lists["u2"] != lists["u4"]  # the same reference, another utterance: other draws
+    # more distractors asked for than there are: every rare lexicon word not in the reference
+    for u, words in make("all", "--distractors", "30").items():
+        assert sorted(words[n_rare[u]:]) == sorted(rare_lexicon - refs[u]), u
+    # reproducible; another seed draws others; an utterance's list does not depend on the others
+    assert make("again") == lists
+    assert make("seed1", "--seed", "1") != lists
+    _write(tmp_path / "text_u3_first", "u3 Zebra, zebra!\nu1 The cat sat on the mat, mat\n")
+    f["text_u3_first"] = tmp_path / "text_u3_first"
+    assert make("reordered", text="text_u3_first") == {u: lists[u] for u in ("u1", "u3")}
+    # the same text as a Kaldi text with ids, in .xz: the same lists
+    import lzma
+
+    f["train_xz"] = tmp_path / "train.text.xz"
+    f["train_xz"].write_bytes(lzma.compress(f["train_ids"].read_bytes()))
+    assert make("xz", "--train_text_has_ids", train="train_xz") == lists
+    # without --train_text_has_ids the ids are words: "mat-0" is "mat 0", mat counts 4 and is common
+    # (the 4, mat 4, cat 3), so u1's rare words are sat on
+    assert make("xz_ids_counted", train="train_xz")["u1"][:2] == ["sat", "on"]
+
+
+def test_make_bias_lists_errors(tmp_path: Path, capsys) -> None:
+    import lzma
+
+    from tasu.bin.make_bias_lists import main as make_main
+
+    f = _bias_fixture(tmp_path)
+    bad = tmp_path / "bad.text.xz"
+    bad.write_bytes(lzma.compress(b"fine line\ncaf\xe9\n"))
+    args = ["--text", str(f["text"]), "--lexicon", str(f["lexicon"]), "--out", str(tmp_path / "o")]
+    assert make_main([*args, "--train_text", str(bad)]) == 1
+    assert f"{bad}:2: not valid UTF-8" in capsys.readouterr().err
+    notxz = _write(tmp_path / "plain.xz", "not xz\n")
+    assert make_main([*args, "--train_text", str(notxz)]) == 1
+    assert f"{notxz}: not a valid .xz" in capsys.readouterr().err
+    lex = _write(tmp_path / "badlex", "the\tx\nno tab here\n")
+    assert make_main(["--text", str(f["text"]), "--lexicon", str(lex), "--train_text", str(f["train"]),
+                      "--out", str(tmp_path / "o")]) == 1
+    assert f"{lex}:2:" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_score_cli_bias_lists(tmp_path: Path, capsys) -> None:
+    from tasu.bin.score import main as score_main
+
+    ref = _write(tmp_path / "data" / "test" / "text", "u1 The cat sat on the mat\nu2 call anna now\n")
+    hyp = _write(tmp_path / "decode" / "text", "u1 the cap sat on mat mat\nu2 call anna anna now\n")
+    lists = _write(tmp_path / "bias", "u1 Cat zebra\nu9 anna\n")  # u2 absent: no bias words; u9 not in ref
+    out = tmp_path / "decode" / "result.txt"
+    assert score_main(["--ref", str(ref), "--hyp", str(hyp), "--out", str(out), "--bias_lists", str(lists)]) == 0
+    io = capsys.readouterr()
+    # u1 as in test_score_biased_hand_computed (B 1/1, U 1/5); u2: all unbiased, anna inserted: U 1/3.
+    # WER 3/9; U-WER 2/8; B-WER 1/1. CER: u1 t->p and "the"->"mat" (4 sub), u2 "anna " inserted
+    # (5 ins): 9 / (22 + 13) chars
+    assert io.out.splitlines() == [f"test: WER 33.33 % CER {100 * 9 / 35:.2f} % (2 utts)",
+                                   "test: WER 33.33 % U-WER 25.00 % B-WER 100.00 % (8 U / 1 B words)"]
+    assert "1 lists of utterances not in" in io.err and "'u9'" in io.err
+    text = out.read_text()
+    assert "%WER 33.33 [ 3 / 9, 1 ins, 0 del, 2 sub ]\n" in text  # the header as without --bias_lists
+    assert (f"#empty ref: 0 (skipped)\nBias lists: {lists} (2 utts, 1 not in ref)\n"
+            "%U-WER 25.00 [ 2 / 8, 1 ins, 0 del, 1 sub ]\n%B-WER 100.00 [ 1 / 1, 0 ins, 0 del, 1 sub ]\n\n"
+            "id: (u1)") in text
+    summary = json.loads((out.parent / "score.json").read_text())
+    assert (summary["u_wer"], summary["b_wer"], summary["n_ref_u"], summary["n_ref_b"], summary["ins_u"]) == (
+        25.0, 100.0, 8, 1, 1)
+    assert summary["n_bias_lists_not_in_ref"] == 1 and summary["wer"] == round(100 * 3 / 9, 4)
+
+
+def test_score_cli_bias_lists_errors(tmp_path: Path, capsys) -> None:
+    from tasu.bin.score import main as score_main
+
+    ref = _write(tmp_path / "text", "u1 a b\nu2 c\n")
+    args = ["--ref", str(ref), "--hyp", str(ref), "--out", str(tmp_path / "r" / "result.txt")]
+    for content, line in (("u1 a\n\nu2 c\n", 2), ("u1 a\n  u2 c\n", 2), ("u1 a\nu2 c\nu1 b\n", 3)):
+        lists = _write(tmp_path / "bias", content)
+        assert score_main([*args, "--bias_lists", str(lists)]) == 1
+        assert f"{lists}:{line}: " in capsys.readouterr().err
+    assert not (tmp_path / "r" / "result.txt").exists()  # nothing written before the lists were read
+    lists = _write(tmp_path / "bias", "u1 a\n")
+    assert score_main([*args, "--bias_lists", str(lists), "--metric", "accuracy"]) == 1
+    assert "--bias_lists" in capsys.readouterr().err

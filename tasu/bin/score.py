@@ -12,6 +12,11 @@ which takes the metric, and the mc option letters, from the task registry);
 ``--ref`` is then the task's answer file (e.g. ``data/test/intent``) and
 ``result.txt`` lists every wrong answer.
 
+``--bias_lists FILE`` (``<uttid> w1 w2 ...`` lines, e.g. from ``python -m
+tasu.bin.make_bias_lists``) adds U-WER and B-WER (Le et al. 2021) from the same alignment:
+a second printed line ``<set>: WER ... U-WER ... B-WER ...``, their ``%U-WER``/``%B-WER`` lines
+in ``result.txt``'s header and their counts in the JSON summary.
+
 RESULTS.md mode:
 
     python -m tasu.bin.score --results-md exp/x/RESULTS.md \\
@@ -23,10 +28,11 @@ reads each decode dir's ``score.json`` and rewrites RESULTS.md with today's date
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +46,7 @@ from tasu.report import (
     write_results_md,
     write_task_result,
 )
-from tasu.score import METRICS, read_text, score_metric, score_texts
+from tasu.score import METRICS, BiasedScore, ScoreResult, read_text, score_metric, score_texts, split_by_bias
 from tasu.textnorm import NORMALIZATION_DESCRIPTION
 
 SCORE_JSON = "score.json"
@@ -74,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--task", default=None, help="score by this task's metric (from --tasks)")
     score.add_argument("--tasks", type=Path, default=None,
                        help="task registry YAML for --task (default: the one shipped in tasu/conf/tasks.yaml)")
+    score.add_argument("--bias_lists", "--bias-lists", type=Path, default=None,
+                       help="per-utterance biasing words (<uttid> w1 w2 ...; an utterance absent has none): "
+                            "also report U-WER and B-WER")
     score.add_argument(
         "--set-name",
         default=None,
@@ -96,6 +105,51 @@ def build_parser() -> argparse.ArgumentParser:
                          "them verbatim, before the new rows: the decodes of earlier models may be gone "
                          "with the machine that made them, not their results)")
     return parser
+
+
+def read_bias_lists(path: Path) -> dict[str, list[str]]:
+    """``<uttid> w1 w2 ...`` lines (an id alone: no words) -> utterance id -> words.
+
+    A blank line, a line starting with whitespace or a repeated id raises ``DataError``
+    naming ``file:line``.
+    """
+    from tasu.data import DataError, location, read_table_lines
+
+    lists: dict[str, list[str]] = {}
+    first: dict[str, int] = {}
+    for t in read_table_lines(path):
+        here = location(path, t.line)
+        if not t.key or t.raw[:1].isspace():
+            raise DataError(f"{here}expected '<uttid> w1 w2 ...', got {t.raw!r}")
+        if t.key in first:
+            raise DataError(f"{here}duplicate utterance id {t.key!r} (first on line {first[t.key]})")
+        first[t.key] = t.line
+        lists[t.key] = t.value.split()
+    return lists
+
+
+def add_bias_scores(args: argparse.Namespace, result: ScoreResult, ref: dict[str, str], lists: dict[str, list[str]],
+                    normalize: bool | Callable[[str], str]) -> tuple[BiasedScore, int]:
+    """U-WER and B-WER of ``result`` by the ``--bias_lists`` ``lists``, spliced into result.txt's
+    header (rewritten atomically), and the number of lists of utterances not in ``ref`` (warned about)."""
+    unknown = sorted(u for u in lists if u not in ref)
+    if unknown:
+        print(f"warning: {args.bias_lists}: {len(unknown)} lists of utterances not in {args.ref} (ignored), "
+              f"e.g. {unknown[0]!r}", file=sys.stderr)
+    bias = split_by_bias(result, lists, normalize)
+    lines = args.out.read_text(encoding="utf-8").split("\n")
+    end = lines.index("")  # the blank line that ends write_result's header
+    lines[end:end] = [f"Bias lists: {args.bias_lists} ({len(lists)} utts, {len(unknown)} not in ref)",
+                      *bias.table().split("\n")[1:]]  # its %WER line is the header's
+    atomic_write_text(args.out, "\n".join(lines))
+    return bias, len(unknown)
+
+
+def bias_summary(bias: BiasedScore, path: Path, n_unknown: int) -> dict[str, Any]:
+    """The JSON summary's keys of the biased scoring: the counts, ``u_wer`` and ``b_wer``."""
+    rate = lambda r: None if r is None else round(r, 4)  # noqa: E731
+    return {"bias_lists": str(path), **{k: v for k, v in dataclasses.asdict(bias).items() if k.endswith(("_u", "_b"))},
+            "u_wer": rate(bias.u_wer), "b_wer": rate(bias.b_wer), "n_bias_lists_not_in_ref": n_unknown}
 
 
 def run_task_score(args: argparse.Namespace, metric: str, labels: Sequence[str] | None, task=None) -> int:
@@ -133,17 +187,24 @@ def run_score(args: argparse.Namespace) -> int:
             normalize = task.metric_options.get("normalizer") or normalize
             task = None
     if metric not in (None, "wer", "cer") or task is not None:
+        if args.bias_lists is not None:
+            raise ValueError(f"--bias_lists splits a WER; it does not go with metric {metric}")
         if args.units:
             raise ValueError(f"--units scores unit error rates; it does not go with metric {metric}")
         return run_task_score(args, metric, labels, task)
     ref = read_text(args.ref)
     hyp = read_text(args.hyp)
+    lists = read_bias_lists(args.bias_lists) if args.bias_lists is not None else None
     result = score_texts(ref, hyp, normalize=normalize)
     set_name = args.set_name or args.ref.resolve().parent.name
     write_result(result, args.out, ref_name=str(args.ref), hyp_name=str(args.hyp), units=args.units)
     json_path = args.json if args.json is not None else args.out.parent / SCORE_JSON
     summary = summary_dict(result, set=set_name, ref=str(args.ref), hyp=str(args.hyp),
                            metric="UER" if args.units else "WER")
+    bias = None
+    if lists is not None:
+        bias, n_unknown = add_bias_scores(args, result, ref, lists, normalize)
+        summary.update(bias_summary(bias, args.bias_lists, n_unknown))
     atomic_write_text(json_path, json.dumps(summary, indent=2) + "\n")
     if result.n_missing_hyp or result.n_extra_hyp or result.n_empty_ref:
         print(
@@ -156,6 +217,8 @@ def run_score(args: argparse.Namespace) -> int:
         print(f"{set_name}: UER {result.wer:.2f} % ({result.n_utts} utts)")
     else:
         print(f"{set_name}: WER {result.wer:.2f} % CER {result.cer:.2f} % ({result.n_utts} utts)")
+    if bias is not None:
+        print(f"{set_name}: {bias}")
     return 0
 
 
