@@ -9,6 +9,9 @@
 - ``data/arctic_train`` (only when asked for, ``--sets arctic_train``): the 582 other ARCTIC
   prompts of the same speaker (``db/arctic_cathy_train``, not committed: made by
   ``local/make_arctic_subset.py --train_out``), paired audio for stage 3; never a test set;
+- ``data/asterisk_adapt_{text,dev,test}`` (only when asked for, ``--sets asterisk_adapt``):
+  ``data/asterisk`` split by prompt family into adaptation text, dev and test
+  (local/split_asterisk.py; builds ``data/asterisk`` first when it is not there);
 - ``data/asterisk``: real telephone prompts (8 kHz) of one professional speaker, Debian
   ``asterisk-core-sounds-en-wav``, transcripts from ``asterisk-core-sounds-en``'s
   ``core-sounds-en.txt``, digits and symbols read out (:func:`tasu.textnorm.verbalize`, and
@@ -69,6 +72,11 @@ def first(table: dict[str, str], n: int) -> dict[str, str]:
     return dict(sorted(table.items())[:n]) if n else table
 
 
+def asterisk_uid(name: str) -> str:
+    """The utterance id of Asterisk sound ``name`` (``digits/5`` -> ``asterisk-digits_5``)."""
+    return "asterisk-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
+
+
 def asterisk(sounds: Path, transcripts: Path, out: Path, n_max: int = 0) -> None:
     if not transcripts.is_file():
         raise SystemExit(f"{transcripts}: missing; apt-get install asterisk-core-sounds-en")
@@ -88,7 +96,7 @@ def asterisk(sounds: Path, transcripts: Path, out: Path, n_max: int = 0) -> None
     counts = collections.Counter()
     wav_scp, text = {}, {}
     for name in sorted(set(texts) | set(wavs)):
-        uid = "asterisk-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
+        uid = asterisk_uid(name)
         if name not in wavs:
             counts["no_wav"] += 1
             skipped.append(f"{name} {transcripts}:{texts[name][1]}: transcript without a wav")
@@ -172,8 +180,15 @@ def main(argv: list[str] | None = None) -> int:
             arctic(args.arctic_train, "train", args.data / s, args.n_test)
         elif s == "asterisk":
             asterisk(args.asterisk_sounds, args.asterisk_text, args.data / s, args.n_test)
+        elif s == "asterisk_adapt":
+            from split_asterisk import split_asterisk
+
+            if "asterisk" not in args.sets and not (args.data / "asterisk" / "text").is_file():
+                asterisk(args.asterisk_sounds, args.asterisk_text, args.data / "asterisk", args.n_test)
+            split_asterisk(args.data / "asterisk", args.asterisk_sounds, args.data / "asterisk_adapt")
         else:
-            raise SystemExit(f"unknown set {s!r} (known: train dev arctic_dev arctic_test arctic_train asterisk)")
+            raise SystemExit(f"unknown set {s!r} (known: train dev arctic_dev arctic_test arctic_train asterisk "
+                             "asterisk_adapt)")
     return 0
 
 
