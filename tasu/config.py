@@ -154,6 +154,9 @@ class TrainConfig:
     # A step with a non-finite loss or gradient makes no update and is counted; this many
     # in a row stop the run with an error.
     max_bad_steps: int = 5
+    # A time budget in minutes (0: none): the run stops after the step that reaches it, saves a
+    # checkpoint and writes model.pt from it (the log says so); a re-run resumes towards max_steps.
+    max_minutes: float = 0.0
     # Stage 3 (paired fine-tuning): share of each batch taken from paired examples (real
     # PSD posteriors of audio with its transcript); the rest are text-only (simulated).
     paired_ratio: float = 0.0
@@ -208,6 +211,16 @@ class DecodeConfig:
     # fold LoRA adapters into the LLM's frozen weights before the first answer (tasu.llm.merge_adapters):
     # fewer ops at every generated token; false keeps them apart (to compare, or to train the object after)
     merge_lora: bool = True
+    # hotwords (tasu.hotwords: lists given by tasu-infer --hotwords/--hotwords_per_utt or
+    # Speech2Text(hotwords=...)); they need acoustic_weight > 0. hotword_score: what each word of a
+    # listed phrase adds to an answer's score before the rescorer chooses (a list line may set its
+    # own); hotword_margin: a phrase is proposed for a span whose rows it fits at most this much
+    # worse (alignment cost) than the span's words; hotword_max_edits (1 or 2): edits between the
+    # rows' reading and the phrase's units that are looked up; hotword_max: new answers an input
+    hotword_score: float = 2.0
+    hotword_margin: float = 2.0
+    hotword_max_edits: int = 2
+    hotword_max: int = 8
 
     def guard(self) -> GuardConfig:
         return GuardConfig(self.max_len_ratio, self.max_len_offset, self.loop_repeats)
@@ -223,6 +236,9 @@ def check_rescoring(cfg: DecodeConfig, num_beams: int, where: object) -> None:
                          f"(got {cfg.expand_max}, {cfg.expand_margin:g})")
     if cfg.align_wb_cost is not None and cfg.align_wb_cost < 0:
         raise ValueError(f"{where}: align_wb_cost must be >= 0 or null, got {cfg.align_wb_cost:g}")
+    if cfg.hotword_max_edits not in (1, 2) or cfg.hotword_max < 1 or cfg.hotword_margin < 0:
+        raise ValueError(f"{where}: hotword_max_edits must be 1 or 2, hotword_max >= 1 and hotword_margin >= 0 "
+                         f"(got {cfg.hotword_max_edits}, {cfg.hotword_max}, {cfg.hotword_margin:g})")
     if cfg.prior_weight != 0 and cfg.acoustic_weight <= 0:
         raise ValueError(f"{where}: prior_weight {cfg.prior_weight:g} weighs the answers the rescorer chooses "
                          f"from: it needs acoustic_weight > 0")

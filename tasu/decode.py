@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -40,20 +41,32 @@ def answer_text(tokenizer, ids: list[int]) -> str:
     return " ".join(tokenizer.decode(ids, skip_special_tokens=True).split())
 
 
+class Biasing(Protocol):
+    """What decoding asks of a hotword list (:class:`tasu.hotwords.Biasing`)."""
+
+    def propose(self, uid: str, rows: np.ndarray, text: str) -> list[str]: ...
+
+    def bonus(self, uid: str, text: str) -> float: ...
+
+
 def choices(model: SpeechLLM, batch: list[tuple[str, np.ndarray]], beams: list[list[tuple[str, float]]],
             rescorer: Callable[[np.ndarray, list[tuple[str, float]]], int], priors: list[dict[str, float]],
-            prior_weight: float, templates: list[PromptTemplate] | None) -> list[int]:
+            prior_weight: float, templates: list[PromptTemplate] | None, biasing: Biasing | None = None) -> list[int]:
     """The rescorer's choice among each input's answers; with ``prior_weight``, each answer's LLM
-    log-prob plus that times its prior (scored once an answer, cached in ``priors``)."""
-    if not prior_weight:
+    log-prob plus that times its prior (scored once an answer, cached in ``priors``); with
+    ``biasing``, plus its bonus for the listed words the answer holds."""
+    if prior_weight:
+        tok = model.tokenizer
+        todo = [[t for t, _ in cands if t not in pri] for cands, pri in zip(beams, priors)]
+        got = model.score_prior([[tok(t, add_special_tokens=False)["input_ids"] for t in td] for td in todo],
+                                templates)
+        for pri, td, sc in zip(priors, todo, got):
+            pri.update(zip(td, sc))
+    if not prior_weight and biasing is None:
         return [rescorer(mat, cands) for (_, mat), cands in zip(batch, beams)]
-    tok = model.tokenizer
-    todo = [[t for t, _ in cands if t not in pri] for cands, pri in zip(beams, priors)]
-    got = model.score_prior([[tok(t, add_special_tokens=False)["input_ids"] for t in td] for td in todo], templates)
-    for pri, td, sc in zip(priors, todo, got):
-        pri.update(zip(td, sc))
-    return [rescorer(mat, [(t, s + prior_weight * pri[t]) for t, s in cands])
-            for (_, mat), cands, pri in zip(batch, beams, priors)]
+    return [rescorer(mat, [(t, s + (prior_weight * pri[t] if prior_weight else 0.0)
+                            + (biasing.bonus(uid, t) if biasing is not None else 0.0)) for t, s in cands])
+            for (uid, mat), cands, pri in zip(batch, beams, priors)]
 
 
 def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]], batch_size: int = 16,
@@ -63,7 +76,8 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
                       nbest: dict[str, list[tuple[str, float]]] | None = None,
                       guard: GuardConfig | None = None,
                       expander: Callable[[np.ndarray, str], list[str]] | None = None,
-                      expand_rounds: int = 1, prior_weight: float = 0.0) -> dict[str, str]:
+                      expand_rounds: int = 1, prior_weight: float = 0.0,
+                      biasing: Biasing | None = None) -> dict[str, str]:
     """``(uid, [T', V] posteriors)`` -> ``{uid: hypothesis text}`` (``constraint``: see SpeechLLM.generate).
 
     ``template``: the prompt of every utterance (e.g. ``task.template(tokenizer)``), or ``{uid: template}``
@@ -76,7 +90,11 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
     expands the rescorer's choice again, where it is an answer not expanded yet, up to that many rounds.
     ``prior_weight``: the rescorer sees each answer's LLM log-prob plus this times its prior
     (:meth:`SpeechLLM.score_prior`, the prompt without the speech); ``nbest`` keeps the log-probs alone.
+    ``biasing``: hotwords (:mod:`tasu.hotwords`): each expanded answer also gets its proposals (listed
+    phrases swapped in where the rows fit them), and the rescorer sees its bonus; needs ``rescorer``.
     """
+    if biasing is not None and rescorer is None:
+        raise ValueError("hotwords act through the rescorer: decode with acoustic_weight > 0")
     tok = model.tokenizer
     out: dict[str, str] = {}
     items = list(items)
@@ -91,26 +109,28 @@ def decode_posteriors(model: SpeechLLM, items: Iterable[tuple[str, np.ndarray]],
             beams = model.generate_nbest(feats, num_beams, max_new_tokens, constraint, templates, guard)
             beams = [[(answer_text(tok, ids), score) for ids, score in cands] for cands in beams]
             priors: list[dict[str, float]] = [{} for _ in batch]  # answer -> the LLM's prior of it
-            if expander is not None:
+            if expander is not None or biasing is not None:
                 # round 1 expands the beam's best answer; each further round, the rescorer's choice so
                 # far where it is an answer not expanded yet (a swap moves the rows of its neighbours)
                 seeds = [cands[0][0] for cands in beams]
                 done: list[set[str]] = [set() for _ in batch]
                 for r in range(expand_rounds):
                     if r:
-                        picks = choices(model, batch, beams, rescorer, priors, prior_weight, templates)
+                        picks = choices(model, batch, beams, rescorer, priors, prior_weight, templates, biasing)
                         seeds = [cands[p][0] for cands, p in zip(beams, picks)]
                     extra = []
-                    for (_, mat), cands, seed, seen in zip(batch, beams, seeds, done):
+                    for (uid, mat), cands, seed, seen in zip(batch, beams, seeds, done):
                         have = {c for c, _ in cands}
-                        extra.append([] if seed in seen else [t for t in expander(mat, seed) if t not in have])
+                        new = [] if seed in seen else (expander(mat, seed) if expander is not None else []) + (
+                            biasing.propose(uid, mat, seed) if biasing is not None else [])
+                        extra.append(list(dict.fromkeys(t for t in new if t not in have)))
                         seen.add(seed)
                     if not any(extra):
                         break
                     scores = model.score_answers(feats, [[tok(t, add_special_tokens=False)["input_ids"] for t in ex]
                                                          for ex in extra], templates)
                     beams = [cands + list(zip(ex, sc)) for cands, ex, sc in zip(beams, extra, scores)]
-            picks = choices(model, batch, beams, rescorer, priors, prior_weight, templates)
+            picks = choices(model, batch, beams, rescorer, priors, prior_weight, templates, biasing)
             for (uid, _), cands, p in zip(batch, beams, picks):
                 out[uid] = cands[p][0]
                 if nbest is not None:

@@ -56,15 +56,25 @@ def _key(units: Sequence[int]) -> str:
     return "".join(chr(0x100 + u) for u in units)
 
 
-def _deletions(key: str) -> set[str]:
-    return {key[:k] + key[k + 1:] for k in range(len(key))} | {key}
+def _deletions(key: str, depth: int = 1) -> set[str]:
+    """``key`` and every string made from it by deleting up to ``depth`` units."""
+    out, frontier = {key}, {key}
+    for _ in range(depth):
+        frontier = {k[:i] + k[i + 1:] for k in frontier for i in range(len(k))}
+        out |= frontier
+    return out
 
 
 class LexiconNeighbours:
     """Words by pronunciation, found from a reading of units within one edit (deletion-neighbourhood
-    index over the pronunciations: a key and its one-unit deletions point to the pronunciation)."""
+    index over the pronunciations: a key and its one-unit deletions point to the pronunciation);
+    ``max_edits`` 2 indexes two-unit deletions too (a short hotword list, read more loosely)."""
 
-    def __init__(self, prons: Iterable[tuple[str, Sequence[int]]], max_homophones: int = 3) -> None:
+    def __init__(self, prons: Iterable[tuple[str, Sequence[int]]], max_homophones: int = 3,
+                 max_edits: int = 1) -> None:
+        if max_edits not in (1, 2):
+            raise ValueError(f"max_edits must be 1 or 2, got {max_edits}")
+        self.max_edits = max_edits
         self.words: dict[str, list[str]] = {}   # pronunciation key -> words, first seen first
         self.index: dict[str, set[str]] = {}    # key or a one-unit deletion of it -> pronunciation keys
         for word, units in prons:
@@ -75,7 +85,7 @@ class LexiconNeighbours:
             if word not in homs and len(homs) < max_homophones:
                 homs.append(word)
         for k in self.words:
-            for d in _deletions(k):
+            for d in _deletions(k, max_edits):
                 self.index.setdefault(d, set()).add(k)
 
     @classmethod
@@ -93,12 +103,12 @@ class LexiconNeighbours:
         return len(self.words)
 
     def near(self, units: Sequence[int]) -> list[tuple[list[int], list[str]]]:
-        """Pronunciations within one edit of ``units`` (substitution, insertion or deletion), with
-        their words."""
+        """Pronunciations within ``max_edits`` edits of ``units`` (substitutions, insertions or
+        deletions; with 2, also a few pairs of substitutions further off), with their words."""
         if not units:
             return []
         keys: set[str] = set()
-        for d in _deletions(_key(units)):
+        for d in _deletions(_key(units), self.max_edits):
             keys |= self.index.get(d, set())
         return [([ord(c) - 0x100 for c in k], self.words[k]) for k in sorted(keys)]
 

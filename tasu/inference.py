@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: a waveform (with a sample rate) or an audio file
 Audio = np.ndarray | str | os.PathLike
+#: hotwords: a list file (tasu.hotwords), words/phrases at the default score, or {phrase: score}
+HotwordSource = str | os.PathLike | Sequence[str] | Mapping[str, float] | None
+#: per-utterance hotwords: a ``<utt-id> w1 w2 ...`` file or {utt-id: words or {word: score}}
+UttHotwordSource = str | os.PathLike | Mapping[str, Sequence[str] | Mapping[str, float]] | None
 
 
 @dataclass
@@ -62,14 +66,17 @@ class Speech2Text:
     words to: the file is written); ``training_lexicon``: the training text's lexicon, read only,
     whose words n-best expansion proposes (default: ``lexicon`` as it is when first needed); the
     rescorer starts from a private copy of it when no ``lexicon`` is given. A model packed with
-    its lexicon (stage 6) gives it by default (:meth:`from_pretrained`).
+    its lexicon (stage 6) gives it by default (:meth:`from_pretrained`). ``hotwords``,
+    ``hotwords_per_utt``: words and phrases to favour (:mod:`tasu.hotwords`: a file or a list, and
+    lists per input key), no training needed; they need a decoding config with ``acoustic_weight`` > 0.
     """
 
     def __init__(self, model: SpeechLLM, train_config: TrainConfig, inventory: UnitInventory,
                  decode_config: DecodeConfig | None = None, *, encoder=None, task=None,
                  vocabulary: Sequence[str] | None = None, lexicon: str | os.PathLike[str] | None = None,
                  training_lexicon: str | os.PathLike[str] | None = None,
-                 encoder_device: str | None = None, where: object = "the decoding config") -> None:
+                 encoder_device: str | None = None, where: object = "the decoding config",
+                 hotwords: HotwordSource = None, hotwords_per_utt: UttHotwordSource = None) -> None:
         self.model, self.train_config, self.inventory = model, train_config, inventory
         self.decode_config = decode_config or DecodeConfig()
         check_rescoring(self.decode_config, self.decode_config.num_beams, where)  # ValueError naming `where`
@@ -86,6 +93,12 @@ class Speech2Text:
         # a task with prompt fields ({question}...) gets its prompt per input (the fields= arguments)
         self.template: PromptTemplate | None = (task.template(model.tokenizer)
                                                 if task is not None and not task.fields else None)
+        self._biasing = None
+        self._hotwords, self._hotwords_per_utt = self._read_hotwords(hotwords, hotwords_per_utt)
+        if (self._hotwords or self._hotwords_per_utt) and self.decode_config.acoustic_weight <= 0:
+            raise ValueError(f"{where}: hotwords act through the rescorer (proposals and a bonus among the "
+                             "answers it chooses from): use a decoding config with acoustic_weight > 0, such as "
+                             "the shipped model's")
         self.constraint = None
         if vocabulary:
             from tasu.constrain import VocabularyConstraint
@@ -190,6 +203,35 @@ class Speech2Text:
             self._expander = expander
         return self._expander
 
+    def _read_hotwords(self, hotwords: HotwordSource, per_utt: UttHotwordSource
+                       ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        from tasu.hotwords import read_hotwords, read_utt_hotwords
+
+        score = self.decode_config.hotword_score
+        if isinstance(hotwords, (str, os.PathLike)):
+            hotwords = read_hotwords(hotwords, score)
+        elif isinstance(hotwords, Mapping):
+            hotwords = {" ".join(str(k).split()): float(v) for k, v in hotwords.items()}
+        elif hotwords is not None:
+            hotwords = {" ".join(str(k).split()): score for k in hotwords}
+        if isinstance(per_utt, (str, os.PathLike)):
+            per_utt = read_utt_hotwords(per_utt, score)
+        elif per_utt is not None:
+            per_utt = {u: dict(ws) if isinstance(ws, Mapping) else {w: score for w in ws} for u, ws in per_utt.items()}
+        return {k: v for k, v in (hotwords or {}).items() if k}, per_utt or {}
+
+    @property
+    def biasing(self):
+        """The hotword lists as decoding uses them (:class:`tasu.hotwords.Biasing`; None: no list)."""
+        if self._biasing is None and (self._hotwords or self._hotwords_per_utt):
+            from tasu.hotwords import Biasing
+
+            d = self.decode_config
+            self._biasing = Biasing(self.units_of, self._hotwords, self._hotwords_per_utt, self.inventory.wb_id,
+                                    d.align_insert_cost, d.align_delete_cost, d.align_wb_cost, d.hotword_margin,
+                                    d.hotword_max_edits, max_answers=d.hotword_max)
+        return self._biasing
+
     def _adapted(self) -> None:
         """Before answering with the adapters: fold them into the LLM once (``merge_lora``)."""
         if self.decode_config.merge_lora and not self._merged:
@@ -237,7 +279,7 @@ class Speech2Text:
         with torch.inference_mode():
             hyps = decode_posteriors(self.model, speech, d.batch_size, d.max_new_tokens, d.num_beams, progress,
                                      self.constraint, template, self.rescorer, nbest, d.guard(), self.expander,
-                                     d.expand_rounds, d.prior_weight)
+                                     d.expand_rounds, d.prior_weight, self.biasing)
         if progress is not None and len(speech) < len(items):
             progress.update(len(items) - len(speech))
         return {k: Answer(hyps.get(k, ""), (nbest or {}).get(k, []), int(m.shape[0])) for k, m in items}

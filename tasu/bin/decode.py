@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                          "n-best expansion proposes, and the pronunciations rescoring starts from (copied to "
                          "<outdir>/lexicon_hyp.txt, where new words of the answers are added); default: the "
                          "one packed with the model, if any")
+    ap.add_argument("--hotwords", type=Path,
+                    help="words and phrases to favour (tasu.hotwords: one a line, an optional score after a tab)")
+    ap.add_argument("--hotwords_per_utt", type=Path,
+                    help="per-utterance hotword lists, `<utt-id> w1 w2 ...` (the biasing benchmark's shape)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     from tqdm import tqdm
@@ -113,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         # the encoder only turns answers into units here (the speech is already posteriors): CPU
         s2t = Speech2Text.from_pretrained(args.expdir, device=device_from_ngpu(args.ngpu), decode_config=dcfg,
                                           checkpoint=args.checkpoint, task=task, vocabulary=words,
-                                          lexicon=lexicon, training_lexicon=args.lexicon, encoder_device="cpu")
+                                          lexicon=lexicon, training_lexicon=args.lexicon, encoder_device="cpu",
+                                          hotwords=args.hotwords, hotwords_per_utt=args.hotwords_per_utt)
     except (ValueError, OSError, RuntimeError) as e:
         log.error("%s", e)
         return 1
@@ -137,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError, ImportError) as e:
             log.error("acoustic rescoring: %s", e)
             return 1
+        if s2t.biasing is not None:
+            from tasu.hotwords import unknown_utterances
+
+            b = s2t.biasing
+            log.info("hotwords: %d global phrases, lists for %d utterances (score %g a word)", len(b.global_phrases),
+                     len(b.per_utt), dcfg.hotword_score)
+            unknown = unknown_utterances(b.per_utt, [u for u, _ in items])
+            if unknown:
+                log.warning("%s: %d lists name no utterance of %s (e.g. %r): not used", args.hotwords_per_utt,
+                            len(unknown), args.feats, unknown[0])
         with tqdm(total=len(items), desc="decode", unit="utt", mininterval=5) as bar:
             answers = s2t.decode_posteriors(items, progress=bar, fields=fields)
         hyps = {u: a.text for u, a in answers.items()}

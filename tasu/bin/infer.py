@@ -116,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="training lexicon (word<TAB>units lines, a recipe's dump/lexicon.txt; read only): the words "
                          "n-best expansion proposes and the pronunciations rescoring starts from (default: the "
                          "one packed with the model)")
+    ap.add_argument("--hotwords", type=Path,
+                    help="words and phrases to favour, one a line, an optional score after a tab (or sherpa-onnx's "
+                         "' :score'); see tasu/hotwords.py and docs/inference.md")
+    ap.add_argument("--hotwords_per_utt", type=Path,
+                    help="per-input lists, `<key> w1 w2 ...` lines (the biasing benchmark's shape), with --hotwords "
+                         "or alone")
+    ap.add_argument("--hotwords_score", type=float,
+                    help="score a word of a listed phrase adds (default: decode config's hotword_score)")
     ap.add_argument("--num_beams", type=int, help="beam size (default: decode config)")
     ap.add_argument("--max_new_tokens", type=int, help="answer length limit (default: decode config)")
     ap.add_argument("--psd_threshold", type=float, help="blank threshold of PSD (default: decode config)")
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options = dict(batch_size=args.batch_size or None, num_beams=args.num_beams or None,
                    max_new_tokens=args.max_new_tokens or None,
-                   psd_threshold=args.psd_threshold)
+                   psd_threshold=args.psd_threshold, hotword_score=args.hotwords_score)
     try:  # every error names its file: the --config, the task registry, the model's files, its LLM
         task = None
         if args.task:
@@ -149,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             task = load_tasks(args.tasks_file).get(args.task, where="--task")
         s2t = Speech2Text.from_pretrained(args.model, device=device_from_ngpu(args.ngpu), decode_config=args.config,
                                           options=options, encoder=args.encoder, task=task,
-                                          training_lexicon=args.lexicon)
-    except (ValueError, OSError, RuntimeError) as e:  # ZooError is a RuntimeError
+                                          training_lexicon=args.lexicon, hotwords=args.hotwords,
+                                          hotwords_per_utt=args.hotwords_per_utt)
+    except (ValueError, OSError, RuntimeError) as e:  # ZooError is a RuntimeError; HotwordError names file:line
         log.error("%s", e)
         return 2
     try:  # the encoder (audio -> posteriors; text -> units when rescoring): spec, dir, package, units
@@ -165,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         if s2t.expander is not None:
             log.info("n-best expansion: up to %d words of %s a span", s2t.decode_config.expand_per_span,
                      s2t.training_lexicon)
+        if s2t.biasing is not None:
+            log.info("hotwords: %d global phrases, per-input lists for %d inputs (score %g a word)",
+                     len(s2t.biasing.global_phrases), len(s2t.biasing.per_utt), s2t.decode_config.hotword_score)
     except (ValueError, OSError) as e:
         log.error("%s", e)
         return 2
@@ -214,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         if args.output:
             out.close()
+    if s2t.biasing is not None and s2t.biasing.per_utt:
+        from tasu.hotwords import unknown_utterances
+
+        unknown = unknown_utterances(s2t.biasing.per_utt, seen)
+        if unknown:
+            log.warning("%s: %d per-input hotword lists name no input (e.g. %r): not used", args.hotwords_per_utt,
+                        len(unknown), unknown[0])
     log.info("answered %d inputs (%d with no speech after PSD), skipped %d", n_done, n_empty, n_skipped)
     return 1 if n_skipped else 0
 
