@@ -17,11 +17,14 @@ def fast_bf16(device: torch.device) -> bool:
     CUDA: what ``torch.cuda.is_bf16_supported`` says. CPU: AVX512-BF16 or AMX; without them
     (AVX2-only x86 such as AMD Zen 3, many cloud VMs) torch emulates bf16 matmuls about 50-100x
     slower than float32 (0.8 against 158 GFLOP/s measured on a 2-core EPYC), so autocast there
-    would make training and decoding crawl.
+    would make training and decoding crawl. ``TASU_CPU_BF16=0`` in the environment answers no on
+    any CPU: the float32 path of an AVX2-only machine, e.g. to run the test suite as it runs there.
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
+        if os.environ.get("TASU_CPU_BF16", "").lower() in ("0", "no", "off"):  # as on an AVX2-only CPU
+            return False
         return any(getattr(torch.cpu, probe, lambda: False)()
                    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return False
@@ -106,3 +109,40 @@ def release_memory() -> None:
             _LIBC = False
     if _LIBC:
         _LIBC.malloc_trim(0)
+
+
+def machine_summary() -> str:
+    """What a run's numbers depend on, one line each: CPU model and its bf16 flags, thread count,
+    torch and transformers versions, and the precision ``amp: auto`` picks here (tools/test.sh
+    prints it first, so a red run on another machine can be read)."""
+    import platform
+
+    import transformers
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    fast = fast_bf16(torch.device("cpu"))
+    forced = f", TASU_CPU_BF16={os.environ['TASU_CPU_BF16']}" if "TASU_CPU_BF16" in os.environ else ""
+    return "\n".join([
+        f"cpu: {model}; bf16 flags: {' '.join(bf16) or 'none'}; avx2: {'yes' if 'avx2' in flags else 'no'}; "
+        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+        f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}",
+        f"amp: auto -> {'bf16 autocast' if fast else 'float32'} on cpu (native bf16 kernels: "
+        f"{'yes' if fast else 'no'}{forced}); cuda: {torch.cuda.is_available()}",
+    ])
+
+
+if __name__ == "__main__":
+    print(machine_summary())

@@ -89,7 +89,11 @@ def test_amp_auto_uses_bf16_only_where_the_device_has_native_kernels(monkeypatch
 
     cpu = torch.device("cpu")
     native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    monkeypatch.delenv("TASU_CPU_BF16", raising=False)
     assert fast_bf16(cpu) == native
+    monkeypatch.setenv("TASU_CPU_BF16", "0")          # the float32 path of an AVX2-only CPU, on any CPU
+    assert fast_bf16(cpu) is False and llm_dtypes(TrainConfig(), cpu) == (None, torch.float32)
+    monkeypatch.delenv("TASU_CPU_BF16")
     assert llm_dtypes(TrainConfig(), cpu) == ((torch.bfloat16,) * 2 if native else (None, torch.float32))
     monkeypatch.setattr(tasu.runtime, "fast_bf16", lambda device: False)
     assert llm_dtypes(TrainConfig(amp="auto"), cpu) == (None, torch.float32)
