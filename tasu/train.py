@@ -102,6 +102,7 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(o.warmup_steps, o.max_steps))
         self.step = 0
         self.bad_steps = 0  # steps whose update was skipped (non-finite loss or gradient)
+        self.stopped_early = False  # the time budget (max_minutes) ended the run before max_steps
         self.history: list[dict] = []
         self.py_rng = random.Random(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
@@ -279,6 +280,13 @@ class Trainer:
             self.sched.step()
         return loss, finite, updated, gnorm
 
+    def _out_of_time(self, t0: float) -> bool:
+        """Whether ``max_minutes`` have passed since ``t0``: rank 0's clock decides for every rank."""
+        flag = torch.tensor([float(time.time() - t0 >= 60 * self.cfg.max_minutes)],
+                            device=next(self.model.parameters()).device)  # NCCL broadcasts CUDA tensors
+        self.dist.broadcast_([flag])
+        return bool(flag.item())
+
     def run(self) -> None:
         from tqdm import tqdm
 
@@ -334,8 +342,16 @@ class Trainer:
                 self.history.append({"step": self.step, "dev_loss": d})
                 log.info("step %d dev_loss %.4f", self.step, d)
                 plot_history(self.history, self.expdir / "loss.png")
-            if self.step % cfg.save_interval == 0 or self.step == o.max_steps:
+            out_of_time = cfg.max_minutes > 0 and self._out_of_time(t0)
+            if self.step % cfg.save_interval == 0 or self.step == o.max_steps or out_of_time:
                 self.save()
+            if out_of_time and self.step < o.max_steps:
+                self.stopped_early = True
+                if self.dist.is_main:
+                    log.warning("time budget of %g min reached after step %d of %d: stopped, model.pt is that "
+                                "step's weights (a re-run resumes towards step %d)", cfg.max_minutes, self.step,
+                                o.max_steps, o.max_steps)
+                break
         bar.close()
         if not self.dist.is_main:
             return

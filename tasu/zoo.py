@@ -59,6 +59,9 @@ class Unpacked:
     #: the training text's pronunciations (``word<TAB>units<TAB>letters``), packed with ``lexicon=``:
     #: the G2P cache of acoustic rescoring and the words n-best expansion proposes
     lexicon_file: Path | None = None
+    #: a sample of the training text (one sentence a line, xz), packed with ``replay=``: what
+    #: ``tasu-adapt`` mixes into a domain's text so that general speech is not forgotten
+    replay_file: Path | None = None
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -182,13 +185,15 @@ def _small_state(model_file: Path, dtype: str) -> bytes:
 def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
          decode_config: str | os.PathLike[str] | None = None, extra: Iterable[str | os.PathLike[str]] = (),
          include_llm: bool = False, dtype: str = "float32", encoder: str | None = None,
-         lexicon: str | os.PathLike[str] | None = None) -> Path:
+         lexicon: str | os.PathLike[str] | None = None, replay: str | os.PathLike[str] | None = None) -> Path:
     """Pack a finished training dir into ``outpath`` (a ``.zip``), atomically.
 
     ``extra`` files (RESULTS.md, a README...) go under ``exp/<tag>/``. With ``include_llm``
     the LLM's GGUF file is stored too and ``config.yaml`` points at it. ``lexicon``: the
     training lexicon (stage 1's ``dump/lexicon.txt``), stored as ``exp/<tag>/lexicon.txt`` so
     that decoding with acoustic rescoring or n-best expansion needs no file of the recipe's.
+    ``replay``: a sample of the training text (one sentence a line, ``.xz``), stored as
+    ``exp/<tag>/replay.txt.xz`` for ``tasu-adapt`` (:mod:`tasu.bin.adapt`).
     """
     expdir, outpath = Path(expdir), Path(outpath)
     if outpath.suffix != ".zip":
@@ -228,6 +233,11 @@ def pack(expdir: str | os.PathLike[str], outpath: str | os.PathLike[str], *,
         read_lexicon(Path(lexicon))  # a malformed line: ValueError naming file:line
         members[str(prefix / "lexicon.txt")] = Path(lexicon)
         files["lexicon_file"] = str(prefix / "lexicon.txt")
+    if replay is not None:
+        if not str(replay).endswith(".xz"):
+            raise ValueError(f"{replay}: the replay text is packed xz-compressed (.xz)")
+        members[str(prefix / "replay.txt.xz")] = Path(replay)
+        files["replay_file"] = str(prefix / "replay.txt.xz")
     if decode_config is not None:
         members[str(prefix / "decode.yaml")] = _standalone_yaml(Path(decode_config))
         yaml_files["decode_config"] = str(prefix / "decode.yaml")
@@ -400,8 +410,10 @@ def _from_meta(root: Path, meta: dict[str, Any]) -> Unpacked:
     f, y = meta["files"], meta["yaml_files"]
     out = Unpacked(root, root / y["train_config"], root / f["model_file"], root / f["units_file"],
                    root / y["decode_config"] if "decode_config" in y else None, meta,
-                   root / f["lexicon_file"] if "lexicon_file" in f else None)
-    for p in (out.train_config, out.model_file, out.units_file) + ((out.lexicon_file,) if out.lexicon_file else ()):
+                   root / f["lexicon_file"] if "lexicon_file" in f else None,
+                   root / f["replay_file"] if "replay_file" in f else None)
+    for p in (out.train_config, out.model_file, out.units_file) + tuple(
+            x for x in (out.lexicon_file, out.replay_file) if x is not None):
         if not p.is_file():
             raise ZooError(f"{p}: missing from the unpacked model at {root}")
     return out

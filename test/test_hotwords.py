@@ -158,7 +158,7 @@ def test_speech2text_reads_hotwords_and_needs_rescoring(tmp_path):
     f = tmp_path / "hot.txt"
     f.write_text("cat\t3\ndog\n", encoding="utf-8")
     x = _s2t_with(tmp_path, hotwords=f, acoustic_weight=1.0, num_beams=2)
-    assert x.biasing.global_phrases == {"cat": 3.0, "dog": 2.0}       # dog: hotword_score's default
+    assert x.biasing.global_phrases == {"cat": 3.0, "dog": 4.0}       # dog: hotword_score's default
     y = _s2t_with(tmp_path, hotwords=["cat", "hot dog"], hotwords_per_utt={"0": ["cow"]}, acoustic_weight=1.0,
                   num_beams=2, hotword_score=1.0)
     assert y.biasing.phrases("0") == {"cat": 1.0, "hot dog": 1.0, "cow": 1.0}

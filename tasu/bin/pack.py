@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lexicon", type=Path,
                     help="the training lexicon (dump/lexicon.txt), stored so that acoustic rescoring and n-best "
                          "expansion work from the zip alone")
+    ap.add_argument("--replay", type=Path,
+                    help="a sample of the training text (one sentence a line, .xz), stored for tasu-adapt's replay")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
                     help="precision of the stored trainable weights")
     ap.add_argument("--include_llm", action="store_true", help="store the LLM's GGUF file in the zip too")
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.expdir is None:
             ap.error("give --expdir (to pack) or --unpack")
         out = pack(args.expdir, args.out, decode_config=args.decode_config, extra=args.extra,
-                   include_llm=args.include_llm, dtype=args.dtype, lexicon=args.lexicon)
+                   include_llm=args.include_llm, dtype=args.dtype, lexicon=args.lexicon,
+                   replay=args.replay)
     except (ZooError, FileNotFoundError, ValueError) as e:
         log.error("%s", e)
         return 1
