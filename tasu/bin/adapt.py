@@ -171,7 +171,6 @@ def adapt(args: argparse.Namespace, command: str) -> int:
 
     t_start = time.time()
     work = args.workdir or args.out.with_suffix(".work")
-    work.mkdir(parents=True, exist_ok=True)
     try:
         src = unpack(args.model)
     except (ZooError, OSError) as e:
@@ -185,6 +184,8 @@ def adapt(args: argparse.Namespace, command: str) -> int:
         raise AdaptError(f"{args.model or 'the shipped model'} carries no replay text (replay.txt.xz): give "
                          "--replay_text (sentences of its training text), or --replay_ratio 0 to train on the "
                          "domain alone (general speech may suffer)")
+    # 1. the domain's sentences (read, and refused with file:line, before anything is written)
+    sentences, phrases, skipped = domain_sentences(args.text, args.words, args.word_repeats)
     # the inputs this work dir belongs to: a re-run with others would mix two runs' files
     inputs = {"model": sha256(Path(src.model_file)), "text": sha256(args.text) if args.text else None,
               "words": sha256(args.words) if args.words else None,
@@ -195,10 +196,8 @@ def adapt(args: argparse.Namespace, command: str) -> int:
     if stamp.is_file() and json.loads(stamp.read_text()) != inputs:
         raise AdaptError(f"{work}: holds a run of other inputs or options ({stamp}); remove it or give "
                          "another --workdir")
+    work.mkdir(parents=True, exist_ok=True)
     atomic_write_text(stamp, json.dumps(inputs, indent=1))
-
-    # 1. the domain's sentences
-    sentences, phrases, skipped = domain_sentences(args.text, args.words, args.word_repeats)
     atomic_write_text(work / "skipped.txt", "".join(s + "\n" for s in skipped))
     if skipped:
         log.warning("%d lines skipped (characters nobody says, no lower-case letter...): listed in %s",
