@@ -127,6 +127,30 @@ def test_score_prior_is_the_answer_log_prob_with_the_speech_left_out():
     assert m.score_prior([[]]) == [[]]
 
 
+def test_score_answers_equals_a_full_teacher_forced_pass_per_answer():
+    """score_answers keeps the speech prefix's keys and values and passes each answer alone: every
+    score equals the plain forward over prompt + speech + answer of that example by itself (no
+    padding), for speech of different lengths (left-padded prefixes), answers of different lengths
+    (one token, padded ones) and more answers than one chunk; in float32, to 1e-4."""
+    m, tpl = tiny_model()
+    m.eval()
+    torch.manual_seed(1)
+    feats = [torch.rand(6, V), torch.rand(1, V), torch.rand(3, V)]
+    answers = [[[7, 8, 9], [5], [4, 4, 4, 4, 4, 4]], [], [[11, 12]] + [[3 + k, 20 + k] for k in range(20)]]
+    got = m.score_answers(feats, answers)
+    assert [len(g) for g in got] == [3, 0, 21]
+    emb = m.base.get_input_embeddings()
+    for f, a, g in zip(feats, answers, got):
+        x, _, _ = m.assemble([f])
+        for ids, score in zip(a, g):
+            seq = torch.tensor(ids + [tpl.eos_id])
+            with torch.no_grad():
+                logp = m.llm(inputs_embeds=torch.cat([x[0], emb(seq[:-1])])[None]).logits[0].log_softmax(-1)
+            want = float(logp[torch.arange(x.shape[1] - 1, x.shape[1] - 1 + len(seq)), seq].sum())
+            assert score == pytest.approx(want, abs=1e-4)
+    assert m.score_answers(feats, [[], [], []]) == [[], [], []]
+
+
 def test_spelling_warm_start_maps_units_to_letter_embeddings():
     emb = torch.randn(100, D)
     units = [f"u{i}" for i in range(V - 2)] + ["<wb>", "<blank>"]
