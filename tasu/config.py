@@ -223,6 +223,10 @@ class DecodeConfig:
     hotword_margin: float = 3.0
     hotword_max_edits: int = 2
     hotword_max: int = 8
+    # long inputs (tasu.segment): an input of more PSD rows than this is read in pieces of at most
+    # this many, cut at rows the encoder reads as word boundaries, and the pieces' transcripts are
+    # joined (tasks scored by WER/CER only: a translation or a label is never cut); 0: whole inputs
+    segment_rows: int = 0
 
     def guard(self) -> GuardConfig:
         return GuardConfig(self.max_len_ratio, self.max_len_offset, self.loop_repeats)

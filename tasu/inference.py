@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from tasu.config import DecodeConfig, TrainConfig, check_rescoring, load_config
-from tasu.decode import decode_posteriors, decode_texts
+from tasu.decode import decode_posteriors, decode_texts, timed
 from tasu.model import SpeechLLM
 from tasu.modelio import load_model
 from tasu.prompt import PromptTemplate
@@ -88,6 +88,8 @@ class Speech2Text:
         self._rescorer: Callable | None = None
         self._units_of: Callable | None = None
         self._expander: Callable | None = None
+        #: seconds spent so far by stage (``encoder``, and decoding's: :func:`tasu.decode.decode_posteriors`)
+        self.timings: dict[str, float] = {}
         self._merged = False  # LoRA folded into the LLM's weights (decode_config.merge_lora), on first use
         self.task = task
         # a task with prompt fields ({question}...) gets its prompt per input (the fields= arguments)
@@ -251,8 +253,10 @@ class Speech2Text:
             wave = wave.mean(axis=1)
         elif wave.ndim != 1:
             raise ValueError(f"expected a waveform of shape [samples] or [samples, channels], got {wave.shape}")
-        return psd_compress(self.encoder.log_posteriors(wave, sample_rate), self.inventory.blank_id,
-                            self.decode_config.psd_threshold)
+        enc = self.encoder
+        with timed(self.timings, "encoder"):
+            return psd_compress(enc.log_posteriors(wave, sample_rate), self.inventory.blank_id,
+                                self.decode_config.psd_threshold)
 
     def _templates(self, keys: Iterable[str], fields: Mapping[str, Mapping[str, str]] | None):
         """The prompt of each key: the task's (or the model's) one, or per key for a task with fields."""
@@ -269,20 +273,56 @@ class Speech2Text:
     def decode_posteriors(self, items: Iterable[tuple[str, np.ndarray]], progress=None,
                           fields: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Answer]:
         """``(key, [T', V] PSD rows)`` pairs -> ``{key: Answer}``; an input with no rows gets ``""``.
-        ``fields``: ``{key: {field: text}}``, the prompt fields of a task that has them."""
+        ``fields``: ``{key: {field: text}}``, the prompt fields of a task that has them. An input
+        longer than ``segment_rows`` is read in pieces (:mod:`tasu.segment`); its answer joins
+        theirs, and its ``nbest`` is empty."""
         d = self.decode_config
         items = list(items)
         speech = [(k, m) for k, m in items if m.shape[0] > 0]
         template = self._templates([k for k, _ in speech], fields)
+        pieces, owner = self._pieces(speech)
+        biasing = self.biasing
+        if owner:  # piece keys -> their input's prompt, hotword list
+            if isinstance(template, Mapping):
+                template = {p: template[owner.get(p, p)] for p, _ in pieces}
+            if biasing is not None:
+                biasing = _PieceBiasing(biasing, owner)
+        bar = progress if not owner or progress is None else _PieceProgress(progress, len(speech) / len(pieces))
         nbest: dict[str, list[tuple[str, float]]] | None = {} if self.rescorer is not None else None
         self._adapted()
         with torch.inference_mode():
-            hyps = decode_posteriors(self.model, speech, d.batch_size, d.max_new_tokens, d.num_beams, progress,
+            hyps = decode_posteriors(self.model, pieces, d.batch_size, d.max_new_tokens, d.num_beams, bar,
                                      self.constraint, template, self.rescorer, nbest, d.guard(), self.expander,
-                                     d.expand_rounds, d.prior_weight, self.biasing)
+                                     d.expand_rounds, d.prior_weight, biasing, self.timings)
         if progress is not None and len(speech) < len(items):
             progress.update(len(items) - len(speech))
+        parts: dict[str, list[str]] = {}
+        for p, k in owner.items():  # in piece order
+            parts.setdefault(k, []).append(hyps.pop(p))
+            if nbest is not None:
+                nbest.pop(p, None)
+        hyps.update((k, " ".join(t for t in texts if t)) for k, texts in parts.items())
         return {k: Answer(hyps.get(k, ""), (nbest or {}).get(k, []), int(m.shape[0])) for k, m in items}
+
+    def _pieces(self, speech: list[tuple[str, np.ndarray]]
+                ) -> tuple[list[tuple[str, np.ndarray]], dict[str, str]]:
+        """The inputs as the LLM reads them: whole, or in pieces of at most ``segment_rows`` rows
+        (keys ``<key>\x00<n>``); and ``{piece key: input key}`` of the pieces."""
+        from tasu.segment import segment_bounds, splits_answers
+
+        d = self.decode_config
+        if d.segment_rows <= 0 or not splits_answers(self.task):
+            return speech, {}
+        out, owner = [], {}
+        for k, m in speech:
+            bounds = segment_bounds(m, self.inventory.wb_id, d.segment_rows)
+            if len(bounds) == 1:
+                out.append((k, m))
+                continue
+            for j, (a, b) in enumerate(bounds):
+                owner[f"{k}\x00{j}"] = k
+                out.append((f"{k}\x00{j}", m[a:b]))
+        return out, owner
 
     def answers(self, inputs: Sequence[Audio], sample_rate: int | None = None,
                 fields: Sequence[Mapping[str, str]] | None = None) -> list[Answer]:
@@ -321,3 +361,29 @@ class Speech2Text:
         with off, torch.inference_mode():
             return decode_texts(self.model, texts, d.batch_size, d.max_new_tokens, d.num_beams, progress,
                                 self._templates(texts, fields))
+
+
+class _PieceBiasing:
+    """A hotword list seen from the pieces of long inputs: each piece gets its input's list."""
+
+    def __init__(self, inner, owner: Mapping[str, str]) -> None:
+        self.inner, self.owner = inner, owner
+
+    def propose(self, uid: str, rows: np.ndarray, text: str) -> list[str]:
+        return self.inner.propose(self.owner.get(uid, uid), rows, text)
+
+    def bonus(self, uid: str, text: str) -> float:
+        return self.inner.bonus(self.owner.get(uid, uid), text)
+
+
+class _PieceProgress:
+    """A progress bar counting inputs while decoding counts pieces (``ratio``: inputs a piece)."""
+
+    def __init__(self, bar, ratio: float) -> None:
+        self.bar, self.ratio, self.done = bar, ratio, 0.0
+
+    def update(self, n: float) -> None:
+        before = round(self.done)
+        self.done += n * self.ratio
+        if round(self.done) > before:
+            self.bar.update(round(self.done) - before)

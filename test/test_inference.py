@@ -60,6 +60,8 @@ def test_waveforms_and_files_give_one_answer_each_in_order(tmp_path):
     answers = s.answers([wave], sample_rate=8000)
     # 1 s of audio: 50 frames, unit 1 and blank by turns: 25 PSD rows; greedy keeps no n-best
     assert isinstance(answers[0], Answer) and answers[0].n_rows == 25 and answers[0].nbest == []
+    # the seconds each stage took, summed over the calls (tasu-infer and tasu.bin.decode report them)
+    assert set(s.timings) == {"encoder", "generate"} and all(v > 0 for v in s.timings.values())
 
 
 def test_channels_last_audio_is_downmixed_and_other_shapes_refused():
@@ -77,6 +79,7 @@ def test_rescoring_keeps_the_nbest_and_needs_beams():
     s = s2t(num_beams=3, acoustic_weight=0.5)
     a = s.answers([np.sin(np.arange(6400) / 5).astype(np.float32)], sample_rate=16000)[0]
     assert len(a.nbest) == 3 and a.text in [t for t, _ in a.nbest]
+    assert {"encoder", "generate", "rescore"} <= set(s.timings)
     with pytest.raises(ValueError, match="rescore.yaml: acoustic_weight 0.5 .* needs num_beams > 1"):
         model, _ = tiny_model()
         Speech2Text(model, TrainConfig(), UnitInventory(UNITS, "<blank>", "<wb>"),

@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     el = time.time() - t0
     atomic_write_text(args.outdir / "text", "".join(f"{u} {h}\n".replace(" \n", "\n") for u, h in sorted(hyps.items())))
     stats = {"n_utts": len(hyps), "seconds": el, "utt_per_s": len(hyps) / max(el, 1e-9)}
+    if s2t.timings:  # where decoding's time went
+        stats["stage_seconds"] = {k: round(v, 2) for k, v in sorted(s2t.timings.items())}
+        log.info("time by stage: %s", ", ".join(f"{k} {v:.1f} s" for k, v in stats["stage_seconds"].items()))
     atomic_write_text(args.outdir / "decode_stats.json", json.dumps(stats, indent=1))
     log.info("decoded %d utterances in %.1f s -> %s", len(hyps), el, args.outdir / "text")
     return 0

@@ -30,6 +30,7 @@ import argparse
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: dict[str, str] = {}
     n_done = n_skipped = n_empty = 0
+    audio_s, t0 = 0.0, time.time()
     bar = tqdm(desc="infer", unit="utt", disable=args.quiet or None, mininterval=5, file=sys.stderr)
     try:
         for chunk in _chunks(iter_entries(args.inputs), max(1, args.chunk)):
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     log.error("%s: skipped", msg if msg.startswith(e.where) else f"{e.where}: {msg}")
                     n_skipped += 1
                     continue
+                audio_s += len(wave) / sr
                 post = s2t.posteriors(wave, sr)
                 keys.append(e.key)
                 if post.shape[0] == 0:
@@ -234,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s: %d per-input hotword lists name no input (e.g. %r): not used", args.hotwords_per_utt,
                         len(unknown), unknown[0])
     log.info("answered %d inputs (%d with no speech after PSD), skipped %d", n_done, n_empty, n_skipped)
+    if audio_s > 0:
+        el = time.time() - t0
+        log.info("%.1f s for %.1f s of audio: real-time factor %.3f; by stage: %s", el, audio_s, el / audio_s,
+                 ", ".join(f"{k} {v:.1f} s" for k, v in sorted(s2t.timings.items())))
     return 1 if n_skipped else 0
 
 
