@@ -566,10 +566,18 @@ def test_score_cli_bias_lists_errors(tmp_path: Path, capsys) -> None:
 
     ref = _write(tmp_path / "text", "u1 a b\nu2 c\n")
     args = ["--ref", str(ref), "--hyp", str(ref), "--out", str(tmp_path / "r" / "result.txt")]
-    for content, line in (("u1 a\n\nu2 c\n", 2), ("u1 a\n  u2 c\n", 2), ("u1 a\nu2 c\nu1 b\n", 3)):
-        lists = _write(tmp_path / "bias", content)
+    lists = tmp_path / "bias"
+    for content, line in ((b"u1 a\nu2 c\nu1 b\n", 3), (b"u1 a\nu2 \xff\n", 2)):   # a repeated id; not UTF-8
+        lists.write_bytes(content)
         assert score_main([*args, "--bias_lists", str(lists)]) == 1
         assert f"{lists}:{line}: " in capsys.readouterr().err
+    # read as tasu-infer --hotwords_per_utt reads them: blank lines and comments skipped
+    from tasu.bin.score import read_bias_lists
+    from tasu.hotwords import read_utt_hotwords
+
+    lists.write_text("# rare words\nu1 a\n\n  u2 c d\nu3\n")
+    assert read_bias_lists(lists) == {"u1": ["a"], "u2": ["c", "d"], "u3": []}
+    assert {u: list(w) for u, w in read_utt_hotwords(lists, 1.0).items()} == read_bias_lists(lists)
     assert not (tmp_path / "r" / "result.txt").exists()  # nothing written before the lists were read
     lists = _write(tmp_path / "bias", "u1 a\n")
     assert score_main([*args, "--bias_lists", str(lists), "--metric", "accuracy"]) == 1

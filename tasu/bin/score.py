@@ -108,24 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_bias_lists(path: Path) -> dict[str, list[str]]:
-    """``<uttid> w1 w2 ...`` lines (an id alone: no words) -> utterance id -> words.
+    """``<uttid> w1 w2 ...`` lines (an id alone: no words) -> utterance id -> words, read as
+    ``tasu-infer --hotwords_per_utt`` reads them (:func:`tasu.hotwords.read_utt_hotwords`: blank
+    lines and ``#`` comments skipped; a repeated id or a line that is not UTF-8 raises a ValueError
+    naming ``file:line``), so one file biases a decode and scores it."""
+    from tasu.hotwords import read_utt_hotwords
 
-    A blank line, a line starting with whitespace or a repeated id raises ``DataError``
-    naming ``file:line``.
-    """
-    from tasu.data import DataError, location, read_table_lines
-
-    lists: dict[str, list[str]] = {}
-    first: dict[str, int] = {}
-    for t in read_table_lines(path):
-        here = location(path, t.line)
-        if not t.key or t.raw[:1].isspace():
-            raise DataError(f"{here}expected '<uttid> w1 w2 ...', got {t.raw!r}")
-        if t.key in first:
-            raise DataError(f"{here}duplicate utterance id {t.key!r} (first on line {first[t.key]})")
-        first[t.key] = t.line
-        lists[t.key] = t.value.split()
-    return lists
+    return {uid: list(words) for uid, words in read_utt_hotwords(path, 0.0).items()}
 
 
 def add_bias_scores(args: argparse.Namespace, result: ScoreResult, ref: dict[str, str], lists: dict[str, list[str]],
