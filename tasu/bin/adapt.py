@@ -357,7 +357,9 @@ def adapt_card(args, src, command, n_domain, n_phrases, n_skipped, words, new, u
     from tasu.runtime import machine_summary
 
     losses = [h["loss"] for h in history if "loss" in h]
-    done = max((h["step"] for h in history if "step" in h), default=0)
+    # the last checkpoint is the step the weights are from (the history logs every log_interval)
+    cks = sorted(int(c.stem[4:]) for c in (model_dir / "checkpoints").glob("step*.pt") if c.stem[4:].isdigit())
+    done = max(cks[-1:] + [h["step"] for h in history if "step" in h], default=0)
     lines = [
         "# Adapted model (tasu-adapt)", "",
         f"- command: `{command}`",
