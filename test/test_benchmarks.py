@@ -1,4 +1,5 @@
 """The benchmark scripts' own helpers (the benchmarks themselves are run by hand, not timed here)."""
+import os
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,29 @@ def test_scale_benchmark_runs_a_random_llm_of_a_given_architecture(tmp_path: Pat
     (tmp_path / "small.json").write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="do not fit"):
         main(args + ["--llm_config", str(tmp_path / "small.json"), "--llm_dir", str(tmp_path / "l2")])
+
+
+def test_adapt_benchmark_memory_of_a_process_tree_and_its_made_up_words() -> None:
+    import subprocess
+    import sys
+
+    from tasu.bin.benchmark_adapt import pseudo_words, tree_memory_kb
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(60 * 2 ** 20); time.sleep(30)"])
+    try:
+        import time
+
+        for _ in range(100):  # until the child holds its 60 MB
+            rss, pss, n = tree_memory_kb(child.pid)
+            if rss > 60_000:
+                break
+            time.sleep(0.05)
+        assert n == 1 and 60_000 < pss <= rss
+        me = tree_memory_kb(os.getpid())
+        assert me[2] >= 2 and me[0] >= rss + 1  # this process and its child
+    finally:
+        child.kill()
+        child.wait()
+    assert tree_memory_kb(2 ** 22 + 12345) == (0, 0, 0)
+    words = pseudo_words(50, 0, {"bado"})
+    assert len(set(words)) == 50 and "bado" not in words and words == pseudo_words(50, 0, {"bado"})

@@ -9,9 +9,10 @@ The domain is made from real sentences (``--text``, one a line; the first ``--n`
 shuffle): in ``--new_words`` x 2 of them one word of five letters or more is replaced by one of
 ``--new_words`` made-up words (seeded consonant-vowel strings no lexicon holds), so every new
 word is used twice and goes through G2P. ``tasu-adapt`` runs in a child process (arguments after
-``--`` go to it; ``--model`` defaults to the shipped one); the resident memory of the child and
-its G2P workers together is sampled every ``--interval`` seconds. Prints the wall time of the
-steps (G2P, training, packing: from the child's log), the peak resident memory, and the card.
+``--`` go to it; ``--model`` defaults to the shipped one); the memory of the child and its G2P
+workers together is sampled every ``--interval`` seconds into ``<workdir>/memory.tsv`` (resident
+and proportional set sizes, and the log's phase). Prints the wall time, the steps (G2P, training,
+packing: from the child's log), the peak memory with the phase it was reached in, and the card.
 """
 from __future__ import annotations
 
@@ -39,8 +40,11 @@ def pseudo_words(n: int, seed: int, avoid: set[str]) -> list[str]:
     return out
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and its descendants, kB (0 once gone)."""
+def tree_memory_kb(pid: int) -> tuple[int, int, int]:
+    """``(resident kB, proportional kB, processes)`` of ``pid`` and its descendants (zeros once
+    gone). Resident memory counts a page shared by forked workers once in each of them;
+    proportional memory (PSS, ``/proc/<pid>/smaps_rollup``) splits it among them, so its sum is
+    what the tree takes from the machine."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/status"):
@@ -51,12 +55,31 @@ def tree_rss_kb(pid: int) -> int:
         p = int(stat.parent.name)
         children.setdefault(int(fields.get("PPid", "0").strip()), []).append(p)
         rss[p] = int(fields.get("VmRSS", "0 kB").split()[0])
-    total, todo = 0, [pid]
+    total = pss = n = 0
+    todo = [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
+        if p not in rss:
+            continue
+        n += 1
+        total += rss[p]
+        try:
+            pss += next(int(line.split()[1]) for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()
+                        if line.startswith("Pss:"))
+        except (OSError, StopIteration, ValueError):
+            pss += rss[p]
         todo += children.get(p, [])
-    return total
+    return total, pss, n
+
+
+def last_phase(log: Path) -> str:
+    """The last log line the run has written (its phase), shortened."""
+    try:
+        text = log.read_text(errors="replace").replace("\r", "\n")
+    except OSError:
+        return ""
+    lines = [ln for ln in text.splitlines() if " INFO: " in ln or " WARNING: " in ln]
+    return lines[-1].split(": ", 1)[-1][:90] if lines else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,17 +115,26 @@ def main(argv: list[str] | None = None) -> int:
     cmd = [sys.executable, "-m", "tasu.bin.adapt", "--text", str(domain), "--out", str(out), *args.adapt_args]
     log = args.workdir / "adapt.log"
     t0 = time.time()
-    peak = 0
-    with open(log, "w") as f:
+    peak = (0, 0, 0, 0.0, "")  # pss, rss, processes, when, phase
+    with open(log, "w") as f, open(args.workdir / "memory.tsv", "w") as mem:
+        mem.write("seconds\trss_kb\tpss_kb\tprocesses\tphase\n")
         p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
         while p.poll() is None:
-            peak = max(peak, tree_rss_kb(p.pid))
+            rss, pss, n = tree_memory_kb(p.pid)
+            phase = last_phase(log)
+            mem.write(f"{time.time() - t0:.1f}\t{rss}\t{pss}\t{n}\t{phase}\n")
+            if pss > peak[0]:
+                peak = (pss, max(rss, peak[1]), n, time.time() - t0, phase)
+            else:
+                peak = (peak[0], max(rss, peak[1]), *peak[2:])
             time.sleep(args.interval)
     wall = time.time() - t0
     text = log.read_text(errors="replace")
     print(f"domain: {len(sents)} sentences of {args.text}, {len(new)} made-up words (each in 2 sentences)")
-    print(f"tasu-adapt exit {p.returncode}: {wall / 60:.1f} min wall, peak resident memory {peak / 1e6:.2f} GB "
-          f"(the process and its G2P workers, sampled every {args.interval:g} s)")
+    print(f"tasu-adapt exit {p.returncode}: {wall / 60:.1f} min wall; peak memory {peak[0] / 1e6:.2f} GB "
+          f"(proportional set size of the process and its workers, {peak[2]} processes, at {peak[3] / 60:.1f} min, "
+          f"during: {peak[4]!r}); peak of the summed resident sizes {peak[1] / 1e6:.2f} GB (counts pages "
+          f"the workers share once each); sampled every {args.interval:g} s: {args.workdir / 'memory.tsv'}")
     for pat in (r"\d+ new to the lexicon", r"training \d+ steps.*", r"time budget .* reached.*", r"adapted model: .*"):
         m = re.search(pat, text)
         if m:
