@@ -328,7 +328,15 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         ${python} -m tasu.bin.score --results-md RESULTS.md --decode-dirs "${dirs[@]}" \
             --notes-file "${notes}" \
             --title "$(basename "$(pwd)"): TASU results"
-        log "RESULTS.md:"; cat RESULTS.md
+        # this run's rows, and the peer's on the same sets (every row and the notes: RESULTS.md)
+        log "WER of $(basename "${exp}")${peer:+ and ${peer}} (all models, notes and commands: $(pwd)/RESULTS.md):"
+        awk -v m="$(basename "${exp}")" -v p="${peer}" -v sets=" ${test_sets} " '
+            /^\| set \|/ { head = $0; getline; head = head "\n" $0; next }   # a table (WER, a task metric)
+            /^\| / { split($0, c, " *\\| *"); n = split($0, f, "|"); model = f[n - 2]; gsub(/ /, "", model)
+                     set = c[2]; sub(/ \(.*/, "", set)
+                     if ((model == m || (p != "" && model == p)) && index(sets, " " set " ")) {
+                         if (head != "") { print head; head = "" }
+                         print } }' RESULTS.md
     fi
 fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
