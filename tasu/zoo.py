@@ -432,7 +432,9 @@ def unpack(source: str | os.PathLike[str] | None = None, outdir: str | os.PathLi
     ``None`` is the default model shipped with the package. Zips unpack into ``outdir``
     (default: ``$TASU_CACHE/zoo/<name>-<sha256 prefix>``), reused when already there.
     ``checkpoint``: the weights file of an exp dir to use instead of ``model.pt``
-    (e.g. ``checkpoints/step0001000.pt``).
+    (e.g. ``checkpoints/step0001000.pt``). An exp dir's ``decode.yaml``, ``lexicon.txt`` and
+    ``replay.txt.xz`` are its decoding config, lexicon and replay text when present (a recipe's
+    adapted model keeps its lexicon there).
     """
     src = DEFAULT_MODEL if source is None else Path(source)
     if checkpoint is not None and not (src.is_dir() and (src / "config.yaml").is_file() and not (src / META).is_file()):
@@ -453,9 +455,10 @@ def unpack(source: str | os.PathLike[str] | None = None, outdir: str | os.PathLi
             for name in ("units.txt", weights):
                 if not (src / name).is_file():
                     raise ZooError(f"{src / name}: missing; is {src} a finished training dir?")
-            dec = src / "decode.yaml"
+            dec, lex, replay = src / "decode.yaml", src / "lexicon.txt", src / "replay.txt.xz"
             return Unpacked(src, src / "config.yaml", src / weights, src / "units.txt",
-                            dec if dec.is_file() else None, {})
+                            dec if dec.is_file() else None, {}, lex if lex.is_file() else None,
+                            replay if replay.is_file() else None)
         raise ZooError(f"{src}: neither a packed model ({META}) nor a training dir (config.yaml)")
     return _download(str(source), outdir)
 

@@ -162,6 +162,9 @@ def test_other_refusals(inputs):
     assert r.returncode == 1 and "units differ from hama's" in r.stderr, r.stderr[-2000:]
     r = run(adapt_cmd(inputs, inputs / "y.txt"))
     assert r.returncode == 2 and "packed .zip files" in r.stderr
+    r = run(adapt_cmd(inputs, inputs / "z.zip") + ["--lexicon", str(inputs / "no_such_lexicon.txt")])
+    assert r.returncode == 1 and "no_such_lexicon.txt: no such file" in r.stderr
+    assert not (inputs / "z.work").exists()  # refused before anything was written
 
 
 def test_paired_audio_continues_with_stage_3(adapted, tmp_path):

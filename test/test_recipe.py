@@ -1,5 +1,6 @@
 """End to end: the mini_en recipe with tiny settings through every stage (real models, real data)."""
 import json
+import lzma
 import os
 import re
 import shutil
@@ -95,6 +96,10 @@ def test_recipe_end_to_end(recipe):
             f"exp/{exp.name}/decode.yaml", f"exp/{exp.name}/RESULTS.md", f"exp/{exp.name}/lexicon.txt"} <= names
     with zipfile.ZipFile(exp / "packed" / f"{exp.name}.zip") as z:  # the training lexicon, as stage 1 wrote it
         assert z.read(f"exp/{exp.name}/lexicon.txt") == (recipe / "dump" / "lexicon.txt").read_bytes()
+        # and a replay sample of the training text for tasu-adapt (all 48 sentences of the tiny set)
+        replay = lzma.decompress(z.read(f"exp/{exp.name}/replay.txt.xz")).decode().splitlines()
+        train = {ln.split(" ", 1)[1] for ln in (recipe / "data" / "train" / "text").read_text().splitlines()}
+        assert len(replay) == 48 and set(replay) == train
 
     # A new data dir is decoded and scored with the trained model; nothing is retrained.
     model_mtime = (exp / "model.pt").stat().st_mtime
@@ -130,6 +135,23 @@ def test_recipe_end_to_end(recipe):
     assert re.search(row + rf"{exp.name}_finetune \|", table) and re.search(row + rf"{exp.name} \|", table)
     trained, before = torch.load(ft / "model.pt"), torch.load(exp / "model.pt")
     assert trained.keys() == before.keys() and any(not torch.equal(trained[k], before[k]) for k in before)
+
+    # Stage 3 with a domain's text: tasu-adapt continues the stage-2 model on it, mixed with a replay
+    # sample of the training text; stages 4-5 decode the adapted model with its own lexicon
+    (recipe / "data" / "domain.txt").write_text("press the zorbex key to go on\nthe zorbex menu is closed now\n")
+    out = run(recipe, "--stage", "3", "--stop_stage", "5", "--adapt_text", "data/domain.txt",
+              "--adapt_args", "--steps 2", "--test_sets", "test_in", *TINY)
+    ad = exp.parent / f"{exp.name}_adapt_domain"
+    assert (exp / "model.pt").stat().st_mtime == model_mtime
+    assert "zorbex\t" in (ad / "lexicon.txt").read_text() and "2 of 2 steps" in (ad / "ADAPT.md").read_text()
+    assert "2 domain, 2 replay" in (ad / "logs" / "adapt.log").read_text()
+    assert f"--lexicon {ad.relative_to(recipe)}/lexicon.txt" in out  # decoded with the adapted lexicon
+    assert json.loads((ad / "decode_test_in" / "score.json").read_text())["n_utts"] == 6
+    assert re.search(row + rf"{exp.name}_adapt_domain \|", (recipe / "RESULTS.md").read_text())
+    adapted = torch.load(ad / "model.pt")
+    assert adapted.keys() == before.keys() and any(not torch.equal(adapted[k], before[k].float()) for k in before)
+    out = run(recipe, "--stage", "3", "--stop_stage", "3", "--adapt_text", "data/domain.txt", *TINY)
+    assert "model.pt exists, skipping the adaptation" in out
 
 
 def test_recipe_task_transfer_and_cascade(recipe):

@@ -436,3 +436,18 @@ def test_averaged_checkpoints_decode_like_the_mean_model(exp, tmp_path):
     r = average("--avg", "2", "--out", expdir)
     assert r.returncode == 1 and "the training dir itself" in r.stderr
     assert not (tmp_path / "four").exists() and not (tmp_path / "x.pt").exists() and not (expdir / "model.pt").exists()
+
+
+def test_an_exp_dir_gives_its_own_lexicon_and_replay_when_it_has_them(tmp_path):
+    """unpack(exp dir): ``lexicon.txt`` and ``replay.txt.xz`` beside ``model.pt`` are the model's
+    lexicon and replay text (a recipe's adapted model keeps its lexicon there); absent: None."""
+    from tasu.zoo import unpack
+
+    for f in ("config.yaml", "units.txt", "model.pt"):
+        (tmp_path / f).write_text("x")
+    got = unpack(tmp_path)
+    assert got.lexicon_file is None and got.replay_file is None and got.decode_config is None
+    (tmp_path / "lexicon.txt").write_text("a\ta\n")
+    (tmp_path / "replay.txt.xz").write_bytes(b"")
+    got = unpack(tmp_path)
+    assert got.lexicon_file == tmp_path / "lexicon.txt" and got.replay_file == tmp_path / "replay.txt.xz"

@@ -2,7 +2,8 @@
 # The shared TASU stage script. A recipe's run.sh sets its corpus choices and calls this
 # with options; every variable below can be overridden as --name value.
 #   0 data prep (local/data.sh)      1 units (text) and PSD posteriors (audio)
-#   2 text-only alignment            3 paired fine-tuning (with --paired_set)
+#   2 text-only alignment            3 paired fine-tuning (with --paired_set) and/or
+#                                      text-only adaptation to a domain (with --adapt_text/--adapt_words)
 #   4 decoding                       5 scoring + RESULTS.md
 #   6 packing (ESPnet model-zoo zip)
 set -euo pipefail
@@ -28,6 +29,12 @@ paired_set=""         # stage 3: data dir of paired audio + text ("": no stage 3
 finetune_config=conf/finetune.yaml
 finetune_init=""      # stage 3 starts from: "" the stage-2 model (curriculum), "none" scratch, or a model path
 finetune_tag=""       # stage 3 exp: <stage-2 exp>_<tag> (default: the finetune config's name, + _scratch)
+adapt_text=""         # stage 3: a domain's text (one sentence a line): tasu-adapt continues the model on it,
+                      #   mixed with a replay sample of ${train_set}'s text ("": no text-only adaptation)
+adapt_words=""        # stage 3: words or phrases for tasu-adapt to learn (one a line; with or without adapt_text)
+adapt_tag=""          # stage 3: the adapted model's exp: <model exp>_<tag> (default: adapt_<file name>)
+adapt_args=""         # stage 3: more tasu-adapt options, e.g. "--steps 200 --replay_ratio 3"
+replay_n=20000        # stages 3 and 6: sentences of ${train_set}'s text in the replay sample (0: none packed)
 decode_config=conf/decode.yaml
 train_args=""         # extra training options, e.g. "--override optim.max_steps=20"
 local_data_opts=""    # options passed to local/data.sh
@@ -52,9 +59,10 @@ peer=""               # stages 4-5: also decode and score the test sets with thi
 
 help_message="Usage: $0 [options]
   --stage N --stop_stage M   run stages N..M (0 data, 1 units/posteriors, 2 text-only
-                             alignment, 3 paired fine-tuning, 4 decoding, 5 scoring, 6 packing)
+                             alignment, 3 paired fine-tuning / domain adaptation, 4 decoding, 5 scoring, 6 packing)
   --nj, --cmd_backend local|slurm, --slurm_opts, --posterior_topk, --ngpu, --train_nproc, --train_set, --valid_set, --test_sets \"a b\", --train_config, --decode_config,
   --paired_set, --finetune_config, --finetune_init, --finetune_tag,
+  --adapt_text, --adapt_words, --adapt_tag, --adapt_args, --replay_n,
   --train_args, --local_data_opts, --expdir, --dumpdir, --model_tag, --encoder, --skip_bad_audio,
   --inference_tag, --decode_args, --task, --tasks_file, --cascade_from, --pack_dtype, --pack_args,
   --lexicon_seed, --g2p_nj, --oracle true|false, --peer"
@@ -82,6 +90,14 @@ if [ -n "${paired_set}" ]; then
     model_exp="${exp}_${finetune_tag}"
 else
     model_exp="${exp}"
+fi
+# ... and the adapted one when there is a domain text or word list (after the paired step, if any)
+adapt_from=${model_exp}
+if [ -n "${adapt_text}${adapt_words}" ]; then
+    if [ -z "${adapt_tag}" ]; then
+        adapt_tag=$(basename "${adapt_text:-${adapt_words}}"); adapt_tag=adapt_${adapt_tag%%.*}
+    fi
+    model_exp="${adapt_from}_${adapt_tag}"
 fi
 decode_dir() { echo "${exp}/decode_$1${inference_tag:+_${inference_tag}}"; }
 
@@ -203,6 +219,43 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
             $([ "${init}" = none ] || echo --init "${init}") ${train_args}
     fi
 fi
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${adapt_text}${adapt_words}" ]; then
+    if [ -f "${model_exp}/model.pt" ]; then
+        log "Stage 3: ${model_exp}/model.pt exists, skipping the adaptation (remove it to adapt again)"
+    else
+        log "Stage 3: text-only adaptation of ${adapt_from} to ${adapt_text}${adapt_words:+ ${adapt_words}} -> ${model_exp}"
+        mkdir -p "${model_exp}/logs"
+        echo "${cmdline}" > "${model_exp}/run.cmd"
+        replay=()  # a sample of the model's training text, mixed into the domain's
+        if [ "${replay_n}" -gt 0 ] && [ -f "data/${train_set}/text" ]; then
+            if ! newer "${model_exp}/replay.txt.xz" "data/${train_set}/text"; then
+                run_log "${model_exp}/logs/replay.log" ${python} -m tasu.bin.make_replay \
+                    --text "data/${train_set}/text" --n "${replay_n}" --out "${model_exp}/replay.txt.xz"
+            fi
+            replay=(--replay_text "${model_exp}/replay.txt.xz")
+        else
+            replay=(--replay_ratio 0)
+        fi
+        inputs=()
+        [ -z "${adapt_text}" ] || inputs+=(--text "${adapt_text}")
+        [ -z "${adapt_words}" ] || inputs+=(--words "${adapt_words}")
+        lexicon=()
+        [ -f "${adapt_from}/lexicon.txt" ] || [ ! -f "${dumpdir}/lexicon.txt" ] || lexicon=(--lexicon "${dumpdir}/lexicon.txt")
+        # shellcheck disable=SC2086
+        run_log "${model_exp}/logs/adapt.log" ${python} -m tasu.bin.adapt --model "${adapt_from}" "${inputs[@]}" \
+            "${lexicon[@]}" "${replay[@]}" --out "${model_exp}/adapted.zip" --workdir "${model_exp}/adapt_work" ${adapt_args}
+        # the adapted model as an exp dir (model.pt last: its presence says the adaptation is complete)
+        run_log "${model_exp}/logs/unpack.log" ${python} -m tasu.bin.pack --unpack "${model_exp}/adapted.zip" \
+            --out "${model_exp}/adapted"
+        for f in config.yaml units.txt lexicon.txt ADAPT.md new_words.txt train.log model.pt; do
+            for src in "${model_exp}"/adapted/exp/*/"${f}" "${model_exp}"/adapt_work/exp/*/"${f}"; do
+                [ -f "${src}" ] || continue
+                cp "${src}" "${model_exp}/.${f}.tmp" && mv "${model_exp}/.${f}.tmp" "${model_exp}/${f}"
+                break
+            done
+        done
+    fi
+fi
 exp=${model_exp}  # stages 4-6 work on the final model
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
@@ -220,8 +273,9 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
             fi
             input=(--feats "${odir}/feats.scp")
         fi
-        lexicon=()  # pronunciations for acoustic rescoring of answers (decode config acoustic_weight)
+        lexicon=()  # pronunciations for acoustic rescoring of answers (decode config acoustic_weight):
         [ -f "${dumpdir}/lexicon.txt" ] && lexicon=(--lexicon "${dumpdir}/lexicon.txt")
+        [ -f "${exp}/lexicon.txt" ] && lexicon=(--lexicon "${exp}/lexicon.txt")  # an adapted model's own
         # the decoding config and the configs it extends (base:): a change to any re-decodes
         confs=$(${python} -m tasu.config "${decode_config}") || { log "cannot read ${decode_config}"; exit 1; }
         mapfile -t decode_confs <<< "${confs}"
@@ -316,6 +370,10 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
                 echo "Model: \`${exp}\` (training config \`${train_config}\`, decoding config \`${decode_config}\`,"
                 echo "encoder ${encoder}); text-only training, no paired audio: zero-shot ASR."
             fi
+            if [ -n "${adapt_text}${adapt_words}" ]; then
+                echo "Adapted from \`${adapt_from}\` by tasu-adapt on \`${adapt_text}${adapt_words:+ ${adapt_words}}\`"
+                echo "(its card: \`${exp}/ADAPT.md\`)."
+            fi
             echo
             [ -f "${exp}/run.cmd" ] && echo "- trained by: \`$(cat "${exp}/run.cmd")\`"
             echo "- scored by: \`${cmdline}\`"
@@ -347,7 +405,14 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     [ -f "${exp}/RESULTS.notes.md" ] && files+=("${exp}/RESULTS.notes.md")
     [ ${#files[@]} -gt 0 ] && extra=(--extra "${files[@]}")
     # the training lexicon: what rescoring and n-best expansion read when decoding from the zip
-    [ -f "${dumpdir}/lexicon.txt" ] && extra+=(--lexicon "${dumpdir}/lexicon.txt")
+    if [ -f "${exp}/lexicon.txt" ]; then extra+=(--lexicon "${exp}/lexicon.txt")  # an adapted model's own
+    elif [ -f "${dumpdir}/lexicon.txt" ]; then extra+=(--lexicon "${dumpdir}/lexicon.txt"); fi
+    # a sample of the training text, for tasu-adapt's replay (an adapted model keeps the one it used)
+    if [ "${replay_n}" -gt 0 ] && [ -f "data/${train_set}/text" ] && ! newer "${exp}/replay.txt.xz" "data/${train_set}/text"; then
+        run_log "${exp}/logs/replay.log" ${python} -m tasu.bin.make_replay --text "data/${train_set}/text" \
+            --n "${replay_n}" --out "${exp}/replay.txt.xz"
+    fi
+    [ -f "${exp}/replay.txt.xz" ] && extra+=(--replay "${exp}/replay.txt.xz")
     # shellcheck disable=SC2086
     run_log "${exp}/logs/pack.log" ${python} -m tasu.bin.pack --expdir "${exp}" \
         --decode_config "${decode_config}" --dtype "${pack_dtype}" --out "${packed}" ${pack_args} "${extra[@]}"

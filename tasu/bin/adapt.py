@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--words", type=Path, help="words or phrases to learn, one a line (a tab and more is ignored)")
     ap.add_argument("--out", type=Path, required=True, help="the adapted model: a .zip")
     ap.add_argument("--workdir", type=Path, help="where the steps write (default: <out>.work); a re-run resumes")
+    ap.add_argument("--lexicon", type=Path,
+                    help="the model's training lexicon (default: the one packed with it, or an exp dir's lexicon.txt)")
     ap.add_argument("--replay_text", type=Path,
                     help="sentences of the model's training text to mix in (default: the zip's replay.txt.xz)")
     ap.add_argument("--replay_ratio", type=float, default=1.0,
@@ -180,6 +182,9 @@ def adapt(args: argparse.Namespace, command: str) -> int:
         raise AdaptError(f"{src.train_config}: encoder {cfg.encoder!r}: tasu-adapt turns text into hama's units "
                          "(its G2P); other encoders are not supported yet")
     replay = args.replay_text or src.replay_file
+    model_lexicon = args.lexicon or src.lexicon_file
+    if args.lexicon is not None and not args.lexicon.is_file():
+        raise AdaptError(f"--lexicon {args.lexicon}: no such file")
     if args.replay_ratio > 0 and replay is None:
         raise AdaptError(f"{args.model or 'the shipped model'} carries no replay text (replay.txt.xz): give "
                          "--replay_text (sentences of its training text), or --replay_ratio 0 to train on the "
@@ -191,7 +196,8 @@ def adapt(args: argparse.Namespace, command: str) -> int:
               "words": sha256(args.words) if args.words else None,
               "replay": sha256(Path(replay)) if replay and args.replay_ratio > 0 else None,
               "replay_ratio": args.replay_ratio, "word_repeats": args.word_repeats, "seed": args.seed,
-              "steps": args.steps, "epochs": args.epochs, "lr": args.lr, "override": args.override}
+              "steps": args.steps, "epochs": args.epochs, "lr": args.lr, "override": args.override,
+              **({"lexicon": sha256(args.lexicon)} if args.lexicon else {})}
     stamp = work / "inputs.json"
     if stamp.is_file() and json.loads(stamp.read_text()) != inputs:
         raise AdaptError(f"{work}: holds a run of other inputs or options ({stamp}); remove it or give "
@@ -206,11 +212,12 @@ def adapt(args: argparse.Namespace, command: str) -> int:
     # 2. the lexicon: the model's + the G2P of new words
     lexicon = work / "lexicon.txt"
     if not lexicon.is_file():
-        if src.lexicon_file is not None:
-            shutil.copyfile(src.lexicon_file, work / "lexicon.txt.tmp")
+        if model_lexicon is not None:
+            shutil.copyfile(model_lexicon, work / "lexicon.txt.tmp")
             (work / "lexicon.txt.tmp").replace(lexicon)
         else:
-            log.warning("%s carries no lexicon: every word goes through G2P", args.model)
+            log.warning("%s carries no lexicon and no --lexicon was given: every word goes through G2P, and the "
+                        "adapted model's lexicon holds the domain's words alone", args.model)
     from tasu.encoders.hama import HamaEncoder
     from tasu.g2p import HamaG2P, read_lexicon
     from tasu.units import text_words
