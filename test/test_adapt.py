@@ -82,6 +82,20 @@ def test_adapt_end_to_end(adapted):
     # the same inputs again: every step is done, nothing is retrained, the zip is rewritten whole
     r = run(adapt_cmd(inputs, out, "--steps", "4"))
     assert r.returncode == 0 and "training 4 steps" not in r.stderr and "adapted model:" in r.stderr
+    # --interpolate: the same training (nothing retrained), packed as a mix of it and the original
+    mix = inputs / "mix.zip"
+    r = run(adapt_cmd(inputs, mix, "--steps", "4", "--interpolate", "0.25", "--workdir", work))
+    assert r.returncode == 0 and "training 4 steps" not in r.stderr, r.stderr[-2000:]
+    m = unpack(mix)
+    got = read_weights(m.model_file)
+    assert got.keys() == after.keys() and "0.25 x the adapted" in (m.model_file.parent / "ADAPT.md").read_text()
+    for k in common:  # (the zips hold float16 weights, as mini_en.zip does: its rounding)
+        want = 0.25 * after[k].double() + 0.75 * before[k].double()
+        torch.testing.assert_close(got[k].double(), want, atol=1e-4, rtol=2e-3)
+        if not torch.equal(after[k], before[k].to(after[k].dtype)):
+            assert not torch.allclose(got[k].double(), after[k].double())
+    r = run(adapt_cmd(inputs, mix, "--interpolate", "0"))
+    assert r.returncode == 2 and "--interpolate 0" in r.stderr
 
 
 def test_a_time_budget_packs_the_model_of_the_last_step(inputs):

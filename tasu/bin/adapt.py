@@ -24,7 +24,8 @@ of other inputs is refused:
 4. **training**: the model's training config continued from its weights (``--init``): the
    model's simulation, word lists drawn from the domain's words, ``--steps`` (default: ``--epochs``
    over the mixed text) or until ``--max_minutes``; a progress bar with ETA on stderr.
-5. **pack**: the new weights, the lexicon with the new words, the model's decoding config and
+5. **pack**: the new weights (with ``--interpolate A`` < 1, A x them + (1 - A) x the original's:
+   weight-space ensembling, WiSE-FT, which keeps more of general speech for less of the gain), the lexicon with the new words, the model's decoding config and
    replay sample, and ``ADAPT.md`` (what it was adapted on, with which command) -> ``--out``,
    written whole or not at all. ``Speech2Text.from_pretrained(out)`` and ``tasu-infer --model out``
    use it like any model.
@@ -35,11 +36,13 @@ fine-tuning follows the text step (``--paired_steps``, half of each batch paired
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import lzma
 import random
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -133,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max_minutes", type=float, default=15.0,
                     help="training time budget (default 15; 0: none): the model of the last step is packed")
     ap.add_argument("--lr", type=float, help="learning rate (default: the model's own)")
+    ap.add_argument("--interpolate", type=float, default=1.0, metavar="A",
+                    help="the packed weights are A x the adapted ones + (1 - A) x the original's (weight-space "
+                         "ensembling, WiSE-FT): less forgetting, less gain; 1 (default): the adapted weights")
     ap.add_argument("--seed", type=int, default=0, help="replay sample and batch order (default 0)")
     ap.add_argument("--paired_data", type=Path, help="Kaldi data dir of the domain's audio + text: stage-3 "
                     "fine-tuning after the text step")
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--out {args.out}: adapted models are packed .zip files")
     if args.replay_ratio < 0 or args.word_repeats < 1 or (args.steps is not None and args.steps < 1):
         ap.error("--replay_ratio must be >= 0, --word_repeats and --steps >= 1")
+    if not 0 < args.interpolate <= 1:
+        ap.error(f"--interpolate {args.interpolate:g}: give a share of the adapted weights in (0, 1]")
     try:
         return adapt(args, command)
     except AdaptError as e:
@@ -283,6 +291,7 @@ def adapt(args: argparse.Namespace, command: str) -> int:
     model_dir = expdir
     if args.paired_data is not None:
         model_dir = paired_step(args, src, data, units, domain_lex, expdir, overrides)
+    packed_dir = model_dir if args.interpolate >= 1 else interpolate_step(args.interpolate, src, model_dir)
     # 5. pack, with the card
     history = json.loads((model_dir / "history.json").read_text()) if (model_dir / "history.json").is_file() else []
     card = work / "ADAPT.md"
@@ -300,7 +309,7 @@ def adapt(args: argparse.Namespace, command: str) -> int:
                 from tasu.fileio import atomic_write_bytes
 
                 atomic_write_bytes(packed_replay, lzma.compress(Path(replay).read_bytes()))
-    out = pack(model_dir, args.out, decode_config=src.decode_config, lexicon=lexicon, extra=extra,
+    out = pack(packed_dir, args.out, decode_config=src.decode_config, lexicon=lexicon, extra=extra,
                dtype=str(src.meta.get("weights_dtype", "float32")) if src.meta else "float32", replay=packed_replay)
     log.info("adapted model: %s (%.1f MB; %d new words; %.1f min in all; card: %s)", out, out.stat().st_size / 1e6,
              len(new) - len(unspelt), (time.time() - t_start) / 60, card)
@@ -358,6 +367,47 @@ def paired_step(args: argparse.Namespace, src, data: Path, units: Path, domain_l
     return expdir
 
 
+def interpolate_step(share: float, src, trained: Path) -> Path:
+    """``<trained>_mix<share>``: an exp dir whose weights are ``share`` x the adapted ones + (1 -
+    ``share``) x the original model's (WiSE-FT, Wortsman et al. 2022), float32."""
+    import torch
+
+    from tasu.fileio import atomic_write_bytes
+    from tasu.zoo import read_weights
+
+    out = trained.parent / f"{trained.name}_mix{share:g}"
+    if not (out / "model.pt").is_file():
+        adapted = read_weights(trained / "model.pt")
+        original = _same_names(read_weights(src.model_file), adapted)
+        missing = sorted(k for k, v in adapted.items() if k not in original or original[k].shape != v.shape)
+        if missing:
+            raise AdaptError(f"{src.model_file}: no tensor {missing[0]} of the adapted model's shape to interpolate "
+                             "with (--interpolate)")
+        state = {k: (share * v.double() + (1 - share) * original[k].double()).float() if v.is_floating_point() else v
+                 for k, v in adapted.items()}
+        out.mkdir(parents=True, exist_ok=True)
+        for f in ("config.yaml", "units.txt", "history.json"):
+            if (trained / f).is_file():
+                shutil.copyfile(trained / f, out / f)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(out / "model.pt", buf.getvalue())
+        log.info("weights: %g x %s + %g x %s -> %s", share, trained / "model.pt", 1 - share, src.model_file, out)
+    return out
+
+
+def _same_names(original: dict, adapted: dict) -> dict:
+    """``original``'s tensors under ``adapted``'s names: a projector layer saved before it became a
+    unit table (``<layer>.weight [H, V]``) is that table transposed (``<layer>.table [V, H]``),
+    as loading converts it (:func:`tasu.sparse.upgrade_state_dict`)."""
+    out = dict(original)
+    for k, v in original.items():
+        new = k[:-len("weight")] + "table"
+        if k.endswith(".weight") and k not in adapted and new in adapted and getattr(v, "ndim", 0) == 2:
+            out[new] = out.pop(k).t()
+    return out
+
+
 def adapt_card(args, src, command, n_domain, n_phrases, n_skipped, words, new, unspelt, n_replay, steps, history,
                seconds, model_dir) -> str:
     """ADAPT.md: what the model was adapted on, with which command, and how the run went."""
@@ -387,6 +437,8 @@ def adapt_card(args, src, command, n_domain, n_phrases, n_skipped, words, new, u
         f"- paired fine-tuning: {args.paired_data}, {args.paired_steps} steps" if args.paired_data else
         "- paired fine-tuning: none (text only)",
         f"- trained in: {model_dir.name}",
+        f"- weights: {args.interpolate:g} x the adapted + {1 - args.interpolate:g} x the original's (--interpolate)"
+        if args.interpolate < 1 else "- weights: the adapted ones",
         "", "Machine:", "", "```", machine_summary(), "```", "",
     ]
     return "\n".join(lines)
