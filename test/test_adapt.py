@@ -82,17 +82,21 @@ def test_adapt_end_to_end(adapted):
     # the same inputs again: every step is done, nothing is retrained, the zip is rewritten whole
     r = run(adapt_cmd(inputs, out, "--steps", "4"))
     assert r.returncode == 0 and "training 4 steps" not in r.stderr and "adapted model:" in r.stderr
-    # --interpolate: the same training (nothing retrained), packed as a mix of it and the original
+    # the packed weights are the default --interpolate 0.5 of the trained ones and the original's;
+    # --interpolate 0.25 reuses the same training (nothing retrained) for another mix
+    trained = read_weights(next((work / "exp").glob("*_adapt")) / "model.pt")
     mix = inputs / "mix.zip"
     r = run(adapt_cmd(inputs, mix, "--steps", "4", "--interpolate", "0.25", "--workdir", work))
     assert r.returncode == 0 and "training 4 steps" not in r.stderr, r.stderr[-2000:]
     m = unpack(mix)
     got = read_weights(m.model_file)
-    assert got.keys() == after.keys() and "0.25 x the adapted" in (m.model_file.parent / "ADAPT.md").read_text()
+    assert got.keys() == after.keys() == trained.keys()
+    assert "0.25 x the adapted" in (m.model_file.parent / "ADAPT.md").read_text() and "0.5 x the adapted" in card
     for k in common:  # (the zips hold float16 weights, as mini_en.zip does: its rounding)
-        want = 0.25 * after[k].double() + 0.75 * before[k].double()
-        torch.testing.assert_close(got[k].double(), want, atol=1e-4, rtol=2e-3)
-        if not torch.equal(after[k], before[k].to(after[k].dtype)):
+        for share, w in ((0.5, after), (0.25, got)):
+            want = share * trained[k].double() + (1 - share) * before[k].double()
+            torch.testing.assert_close(w[k].double(), want, atol=1e-4, rtol=2e-3)
+        if not torch.equal(trained[k], before[k].to(trained[k].dtype)):
             assert not torch.allclose(got[k].double(), after[k].double())
     r = run(adapt_cmd(inputs, mix, "--interpolate", "0"))
     assert r.returncode == 2 and "--interpolate 0" in r.stderr
@@ -126,8 +130,8 @@ def test_killed_adapt_resumes_to_the_uninterrupted_weights(adapted, inputs):
     r = run(adapt_cmd(inputs, out, "--steps", "4"))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resumed from" in r.stderr
-    a = torch.load(next((ref_dir / "adapted.work" / "exp").glob("*/model.pt")))
-    b = torch.load(next(cks.glob("*/model.pt")))
+    a = torch.load(next((ref_dir / "adapted.work" / "exp").glob("*_adapt/model.pt")))  # the trained weights
+    b = torch.load(next(cks.glob("*_adapt/model.pt")))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -206,5 +210,5 @@ def test_paired_audio_continues_with_stage_3(adapted, tmp_path):
     with zipfile.ZipFile(out) as z:
         names = z.namelist()
         card = z.read(next(n for n in names if n.endswith("ADAPT.md"))).decode()
-    assert any(n.startswith("exp/") and "_adapt_paired/" in n for n in names)
+    assert any(n.startswith("exp/") and "_adapt_paired_mix0.5/" in n for n in names)  # (--interpolate 0.5)
     assert f"paired fine-tuning: {tmp_path / 'paired'}, 2 steps" in card

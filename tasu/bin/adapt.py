@@ -136,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max_minutes", type=float, default=15.0,
                     help="training time budget (default 15; 0: none): the model of the last step is packed")
     ap.add_argument("--lr", type=float, help="learning rate (default: the model's own)")
-    ap.add_argument("--interpolate", type=float, default=1.0, metavar="A",
+    ap.add_argument("--interpolate", type=float, default=0.5, metavar="A",
                     help="the packed weights are A x the adapted ones + (1 - A) x the original's (weight-space "
-                         "ensembling, WiSE-FT): less forgetting, less gain; 1 (default): the adapted weights")
+                         "ensembling, WiSE-FT): less forgetting for less gain (default 0.5; 1: the adapted ones)")
     ap.add_argument("--seed", type=int, default=0, help="replay sample and batch order (default 0)")
     ap.add_argument("--paired_data", type=Path, help="Kaldi data dir of the domain's audio + text: stage-3 "
                     "fine-tuning after the text step")
