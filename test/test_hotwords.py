@@ -153,12 +153,14 @@ def test_hotwords_turn_an_answer_toward_a_listed_word_and_leave_others_alone():
 def test_speech2text_reads_hotwords_and_needs_rescoring(tmp_path):
     from test_inference import s2t
 
+    from tasu.config import DecodeConfig
+
     with pytest.raises(ValueError, match="hotwords act through the rescorer"):
         _s2t_with(tmp_path, acoustic_weight=0.0)
     f = tmp_path / "hot.txt"
     f.write_text("cat\t3\ndog\n", encoding="utf-8")
     x = _s2t_with(tmp_path, hotwords=f, acoustic_weight=1.0, num_beams=2)
-    assert x.biasing.global_phrases == {"cat": 3.0, "dog": 4.0}       # dog: hotword_score's default
+    assert x.biasing.global_phrases == {"cat": 3.0, "dog": DecodeConfig().hotword_score}  # dog: the default
     y = _s2t_with(tmp_path, hotwords=["cat", "hot dog"], hotwords_per_utt={"0": ["cow"]}, acoustic_weight=1.0,
                   num_beams=2, hotword_score=1.0)
     assert y.biasing.phrases("0") == {"cat": 1.0, "hot dog": 1.0, "cow": 1.0}
