@@ -300,7 +300,7 @@ class SpeechLLM(nn.Module):
         return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_keyword(forward) -> str:
     """What an LLM's forward calls its key/value cache: ``cache`` (transformers 5), or
     ``past_key_values`` (before)."""

@@ -61,7 +61,8 @@ def test_seed_changes_the_noise_and_a_complete_condition_is_skipped(sets):
     a = mc.make_condition(dev, "pink10", root / "s0", root / "a0", 0)
     b = mc.make_condition(dev, "pink10", root / "s1", root / "a1", 1)
     uid = (dev / "wav.scp").read_text().split()[0]
-    assert (root / "a0" / "dev_pink10" / f"{uid}.wav").read_bytes() != (root / "a1" / "dev_pink10" / f"{uid}.wav").read_bytes()
+    w0, w1 = (root / a / "dev_pink10" / f"{uid}.wav" for a in ("a0", "a1"))
+    assert w0.read_bytes() != w1.read_bytes()
     stamp = (a / "wav.scp").stat().st_mtime_ns
     mc.make_condition(dev, "pink10", root / "s0", root / "a0", 0)
     assert (a / "wav.scp").stat().st_mtime_ns == stamp and b.is_dir()

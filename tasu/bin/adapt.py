@@ -24,9 +24,10 @@ of other inputs is refused:
 4. **training**: the model's training config continued from its weights (``--init``): the
    model's simulation, word lists drawn from the domain's words, ``--steps`` (default: ``--epochs``
    over the mixed text) or until ``--max_minutes``; a progress bar with ETA on stderr.
-5. **pack**: the new weights (with ``--interpolate A`` < 1, A x them + (1 - A) x the original's:
-   weight-space ensembling, WiSE-FT, which keeps more of general speech for less of the gain), the lexicon with the new words, the model's decoding config and
-   replay sample, and ``ADAPT.md`` (what it was adapted on, with which command) -> ``--out``,
+5. **pack**: the new weights (``--interpolate A``, default 0.5: A x them + (1 - A) x the
+   original's, weight-space ensembling (WiSE-FT), which keeps more of general speech for less of
+   the gain), the lexicon with the new words, the model's decoding config and replay sample, and
+   ``ADAPT.md`` (what it was adapted on, with which command) -> ``--out``,
    written whole or not at all. ``Speech2Text.from_pretrained(out)`` and ``tasu-infer --model out``
    use it like any model.
 
