@@ -142,6 +142,7 @@ def make_condition(data: Path, condition: str, out_root: Path, audio_dir: Path, 
 
     from tasu.audio import load_audio, read_audio
     from tasu.data import DataDir, write_kv
+    from tasu.encoders.base import resample
 
     check_condition(condition)
     name = f"{data.name}_{condition}"
@@ -162,7 +163,7 @@ def make_condition(data: Path, condition: str, out_root: Path, audio_dir: Path, 
         sources = []
         for rec in sorted(bd.wav_scp)[:200]:
             w, r = read_audio(bd.wav_scp[rec])
-            sources.append(w if r == 16000 else _resample(w, r, 16000, f"{babble_from}/wav.scp {rec}"))
+            sources.append(resample(w, r, 16000))
     wavs.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     scp = {}
@@ -170,7 +171,7 @@ def make_condition(data: Path, condition: str, out_root: Path, audio_dir: Path, 
         where = dd.where("wav.scp", uid).rstrip(": ") if dd.segments is None else f"{data}/segments {uid}"
         wave, sr = load_audio(dd, uid)
         if sources is not None and sr != 16000:
-            wave, sr = _resample(wave, sr, 16000, where), 16000
+            wave, sr = resample(wave, sr, 16000), 16000
         cond, rate = apply(condition, wave, sr, uid, seed, where, sources)
         path = wavs / f"{uid}.wav"
         tmp = path.with_suffix(".wav.tmp")
@@ -184,22 +185,6 @@ def make_condition(data: Path, condition: str, out_root: Path, audio_dir: Path, 
     (out / ".wav.scp.tmp").replace(out / "wav.scp")
     log.info("%s: %d recordings under %s -> %s", out, len(scp), condition, wavs)
     return out
-
-
-def _resample(wave: np.ndarray, sr: int, to: int, where: str) -> np.ndarray:
-    """sox's resampler (deterministic)."""
-    if sr == to:
-        return wave
-    sox = shutil.which("sox")
-    if sox is None:
-        raise ConditionError(f"{where}: resampling {sr} -> {to} Hz needs sox, not found on PATH")
-    pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
-    r = subprocess.run([sox, "-D", "-t", "raw", "-r", str(sr), "-e", "signed", "-b", "16", "-c", "1", "-",
-                        "-t", "raw", "-r", str(to), "-e", "signed", "-b", "16", "-c", "1", "-"],
-                       input=pcm, capture_output=True)
-    if r.returncode != 0:
-        raise ConditionError(f"{where}: sox resampling failed: {r.stderr.decode(errors='replace')[-300:]}")
-    return np.frombuffer(r.stdout, dtype="<i2").astype(np.float32) / 32768
 
 
 def main(argv: list[str] | None = None) -> int:
