@@ -128,6 +128,15 @@ class TrainConfig:
     # (bfloat16 under bf16 autocast, else float32). Trainable weights (projector, LoRA, every LLM
     # weight with finetune: full) are float32 whatever this says.
     llm_dtype: str = "auto"
+    # how the LLM computes (same function, chosen for speed; python -m tasu.bin.benchmark --compare
+    # measures them): attention kernel "auto" (eager matmuls on the CPU, sdpa on a GPU), "eager" or
+    # "sdpa"; fused_lora: LoRA layers in the autocast dtype, scaled at rank r (peft's forward
+    # otherwise); share_prefix: the prompt's prefix through the LLM once a training batch;
+    # compile: torch.compile each decoder layer for training (about 45 s once, on 2 cores)
+    attention: str = "auto"
+    fused_lora: bool = True
+    share_prefix: bool = True
+    compile: bool = False
     # prompt format: "chat" (the tokenizer's chat template), "plain" (system\nprompt\nAnswer:,
     # for base models) or "auto" (chat when the tokenizer has a chat template, else plain)
     template: str = "auto"

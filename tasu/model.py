@@ -41,6 +41,7 @@ class SpeechLLM(nn.Module):
         self.template = template
         self.pad_id = pad_id
         self.amp_dtype = amp_dtype
+        self.share_prefix = True  # training: the prompt's prefix once a batch (see _hidden)
 
     # -- pieces -------------------------------------------------------------------------
     @property
@@ -118,13 +119,33 @@ class SpeechLLM(nn.Module):
         """
         with self._autocast():
             x, mask, y = self.assemble(feats, answers, templates=templates)
-            # the decoder stack and LM head of any *ForCausalLM (Llama ``model``, GPT-2 ``transformer``...)
-            h = self.base.base_model(inputs_embeds=x, attention_mask=mask).last_hidden_state
+            h = self._hidden(x, mask, self._templates(len(feats), templates))
             tgt = y[:, 1:]
             sel = tgt != IGNORE
             logits = self.base.get_output_embeddings()(h[:, :-1][sel])
         loss = nn.functional.cross_entropy(logits.float(), tgt[sel])
         return loss, int(sel.sum())
+
+    def _hidden(self, x: torch.Tensor, mask: torch.Tensor, tpls: Sequence[PromptTemplate]) -> torch.Tensor:
+        """The last hidden states ``[B, T, D]`` of the right-padded batch ``x``, from the decoder
+        stack of any ``*ForCausalLM`` (Llama ``model``, GPT-2 ``transformer``...).
+
+        With :attr:`share_prefix` and one prompt for the whole batch, the prompt's prefix (the
+        same tokens in every row) goes through the LLM once, not once a row: its keys and values
+        are then the cache every row continues from, and gradients reach the prefix's LoRA
+        weights through them. Same result as the plain pass (a test compares them).
+        """
+        body = self.base.base_model
+        n = len(tpls[0].prefix) if tpls else 0
+        if not self.share_prefix or len(x) < 2 or n == 0 or len(set(tpls)) > 1 or n >= x.shape[1]:
+            return body(inputs_embeds=x, attention_mask=mask).last_hidden_state
+        pre = body(inputs_embeds=x[:1, :n], use_cache=True)
+        cache = pre.cache if getattr(pre, "cache", None) is not None else pre.past_key_values
+        rows = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        pos = torch.arange(n, x.shape[1], device=x.device).expand(len(x), -1)
+        rest = body(inputs_embeds=x[:, n:], attention_mask=mask, position_ids=pos, use_cache=True,
+                    **{_cache_arg(body): cache_rows(cache, rows)}).last_hidden_state
+        return torch.cat([pre.last_hidden_state.expand(len(x), -1, -1).to(rest.dtype), rest], 1)
 
     # -- inference ----------------------------------------------------------------------
     @torch.no_grad()

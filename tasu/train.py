@@ -33,6 +33,7 @@ from tasu.config import TrainConfig, save_config
 from tasu.dist import DistContext
 from tasu.examples import TextExample, WordLists, length_batches, shuffle_words
 from tasu.fileio import atomic_torch_save
+from tasu.kernels import compile_layers
 from tasu.model import SpeechLLM
 from tasu.modelio import build_model, load_init, trainable_state
 from tasu.plot import plot_history
@@ -381,6 +382,9 @@ def prepare(cfg: TrainConfig, inventory: UnitInventory, spellings: dict[str, dic
         log.info("projector warm start: %d units with spelling targets, relative MSE %.3f", int(has.sum()), rel)
     elif cfg.projector.init != "random":
         raise ValueError(f"projector.init must be 'spelling' or 'random', got {cfg.projector.init!r}")
+    if cfg.compile:
+        log.info("compile: %d decoder layers (torch.compile, dynamic shapes; compiled at the first step)",
+                 compile_layers(model.llm))
     expdir.mkdir(parents=True, exist_ok=True)
     if write:
         save_config(cfg, expdir / "config.yaml")

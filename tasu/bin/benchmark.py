@@ -2,13 +2,17 @@
 """Benchmark (not a test): training throughput, decoding real-time factor, peak memory.
 
 Prints
-- training: sentences/s and effective GFLOP/s over ``--train_steps`` steps of the exp's
-  config (FLOPs of one step counted by ``torch.utils.flop_counter``: forward + backward
-  matmuls actually executed), on simulated posteriors of the given units file, and that rate
-  as a share of this machine's matmul peak in the dtype training computes in (measured here:
-  the best of a few square matmuls of inputs made in that dtype);
-- decoding: real-time factor of audio -> the model's encoder -> PSD -> LLM text on
-  ``--n_utts`` utterances of a data dir (processing seconds / audio seconds);
+- training, for each computation path on the same batches (``--compare``: the plain path, then
+  the exp config's; ``--compile``: also with compiled decoder layers): sentences/s, tokens/s
+  (prompt, speech and answer positions through the LLM, padding left out) and effective
+  GFLOP/s: the FLOPs of the plain path's step (``torch.utils.flop_counter``: forward and
+  backward matmuls) over the path's time, so work a path saves (a shared prompt prefix) shows
+  as speed, and that rate as a share of this machine's matmul peak in the dtype training
+  computes in (measured here: the best of a few square matmuls of inputs made in that dtype).
+  Each path is warmed up on the first two batches, then timed over ``--train_steps`` batches,
+  ``--rounds`` times in turn (the best round counts: the other process noise is what varies);
+- decoding (with ``--test_data``): real-time factor of audio -> the model's encoder -> PSD -> LLM
+  text on ``--n_utts`` utterances of a data dir (processing seconds / audio seconds);
 - peak resident memory of the process.
 """
 from __future__ import annotations
@@ -41,13 +45,29 @@ def matmul_peak(dtype, n: int = 2048, reps: int = 5, device: torch.device | str 
     return 2 * n ** 3 / best / 1e9
 
 
+PLAIN = {"attention": "sdpa", "fused_lora": False, "share_prefix": False}
+
+
+def set_path(model, cfg, path: dict) -> None:
+    """Switch the model's computation path (tasu.kernels; ``path`` as :data:`PLAIN`)."""
+    from tasu.kernels import fuse_lora, set_attention
+
+    set_attention(model.llm, path["attention"], model.device)
+    fuse_lora(model.llm, path["fused_lora"])
+    model.share_prefix = path["share_prefix"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--expdir", type=Path, required=True, help="trained exp dir (config.yaml, model.pt)")
     ap.add_argument("--train_data", type=Path, required=True, help="data dir with `text`")
     ap.add_argument("--train_units", type=Path, required=True)
-    ap.add_argument("--test_data", type=Path, required=True, help="data dir with wav.scp")
-    ap.add_argument("--train_steps", type=int, default=10)
+    ap.add_argument("--test_data", type=Path, help="data dir with wav.scp (none: no decoding benchmark)")
+    ap.add_argument("--train_steps", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=2, help="timed passes over the batches per path")
+    ap.add_argument("--compare", action="store_true",
+                    help="also time the plain path (sdpa attention, peft's LoRA forward, no shared prefix)")
+    ap.add_argument("--compile", action="store_true", help="also time the config's path with compiled layers")
     ap.add_argument("--n_utts", type=int, default=48)
     ap.add_argument("--batch_size", type=int, default=16, help="decoding batch size")
     ap.add_argument("--merge_lora", type=int, choices=(0, 1), default=1,
@@ -60,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from tasu.decode import decode_posteriors
     from tasu.encoders import build_encoder
     from tasu.examples import length_batches, make_examples
+    from tasu.kernels import compile_layers
     from tasu.modelio import load_model
     from tasu.psd import psd_compress
     from tasu.simulate import PosteriorSimulator
@@ -73,34 +94,63 @@ def main(argv: list[str] | None = None) -> int:
     sim = PosteriorSimulator(inv.size, sorted({int(i) for e in ex for i in e.unit_ids}), inv.units, inv.wb_id,
                              cfg.simulation)
     rng = np.random.default_rng(0)
-    batches = length_batches(ex, cfg.optim.batch_size, random.Random(0))
+    draw = length_batches(ex, cfg.optim.batch_size, random.Random(0))
+    batches = [next(draw) for _ in range(args.train_steps + 2)]
+    data = [([torch.from_numpy(sim(e.unit_ids, rng)) for e in b], [e.answer_ids for e in b]) for b in batches]
+    prompt = len(model.template.prefix) + len(model.template.suffix)
+    tokens = sum(prompt + len(f) + len(a) for feats, ans in data[2:] for f, a in zip(feats, ans))
+    sents = sum(len(b) for b in batches[2:])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5)
     model.train()
 
-    def step(batch):
-        loss, _ = model([torch.from_numpy(sim(e.unit_ids, rng)) for e in batch], [e.answer_ids for e in batch])
+    def step(feats, ans):
+        loss, _ = model(feats, ans)
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    step(next(batches))  # warm-up
+    config_path = {"attention": cfg.attention, "fused_lora": cfg.fused_lora, "share_prefix": cfg.share_prefix}
+    paths = ([("plain", PLAIN)] if args.compare else []) + [("config", config_path)]
+    set_path(model, cfg, PLAIN)
     with FlopCounterMode(display=False) as fc:
-        b = next(batches)
-        step(b)
-    flops_per_sent = fc.get_total_flops() / len(b)
-    t0, n = time.perf_counter(), 0
-    for _ in range(args.train_steps):
-        b = next(batches)
-        step(b)
-        n += len(b)
-    el = time.perf_counter() - t0
+        for feats, ans in data[2:]:
+            step(feats, ans)
+    flops = fc.get_total_flops()
     peak = matmul_peak(model.amp_dtype)
-    eff = flops_per_sent * n / el / 1e9
-    print(f"training: batch {cfg.optim.batch_size}, {args.train_steps} steps, {n / el:.2f} sentences/s, "
-          f"{el / args.train_steps:.2f} s/step, {eff:.1f} effective GFLOP/s "
-          f"({flops_per_sent / 1e9:.1f} GFLOP per sentence, autocast {model.amp_dtype or 'none'}); "
-          f"matmul peak {peak:.1f} GFLOP/s in {model.amp_dtype or torch.float32}: {100 * eff / peak:.0f} % of it")
+    best: dict[str, float] = {}
+
+    def timed(name: str, path: dict) -> None:
+        set_path(model, cfg, path)
+        for feats, ans in data[:2]:  # warm-up
+            step(feats, ans)
+        t0 = time.perf_counter()
+        for feats, ans in data[2:]:
+            step(feats, ans)
+        best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+
+    for _ in range(args.rounds):
+        for name, path in paths:
+            timed(name, path)
+    if args.compile:
+        t0 = time.perf_counter()
+        compile_layers(model.llm)
+        timed("config+compile", config_path)
+        print(f"compile: {compile_layers.__name__} + first steps took {time.perf_counter() - t0:.0f} s")
+        for _ in range(args.rounds - 1):
+            timed("config+compile", config_path)
+    print(f"training: batch {cfg.optim.batch_size}, {args.train_steps} steps ({sents} sentences, {tokens} tokens), "
+          f"{flops / sents / 1e9:.1f} GFLOP per sentence on the plain path, autocast {model.amp_dtype or 'none'}, "
+          f"matmul peak {peak:.1f} GFLOP/s in {model.amp_dtype or torch.float32}")
+    for name, el in best.items():
+        path = config_path if name.startswith("config") else PLAIN
+        print(f"  {name:15s} {', '.join(f'{k} {v}' for k, v in path.items())}: {sents / el:.2f} sentences/s, "
+              f"{tokens / el:.0f} tokens/s, {el / args.train_steps:.2f} s/step, {flops / el / 1e9:.1f} effective "
+              f"GFLOP/s = {100 * flops / el / 1e9 / peak:.0f} % of the peak"
+              + (f"; {best['plain'] / el:.2f}x the plain path" if "plain" in best and name != "plain" else ""))
+    if args.test_data is None:
+        print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        return 0
 
     model.eval()
     if args.merge_lora:  # after the training steps: a merged model must not train
