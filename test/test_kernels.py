@@ -3,7 +3,8 @@ same loss and same gradients of every trainable weight, on a tiny LoRA model in 
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import LlamaConfig, LlamaForCausalLM
+from test_model import ToyTokenizer
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from tasu.kernels import attention_kind, compile_layers, decoder_layers, fuse_lora, set_attention
 from tasu.llm import merge_adapters
@@ -11,16 +12,22 @@ from tasu.model import SpeechLLM
 from tasu.projector import LinearSiLUProjector
 from tasu.prompt import PromptTemplate
 
-from test_model import ToyTokenizer
-
 V, D = 12, 32
 
 
-def lora_model(seed=0):
+def lora_model(seed=0, arch="llama"):
+    """A tiny random Llama (rotary positions, grouped keys/values) or GPT-2 (learned positions,
+    Conv1D layers) with LoRA on three of its linear layers a block."""
     torch.manual_seed(seed)
-    llm = LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=D, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128))
-    llm = get_peft_model(llm, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"]))
+    if arch == "gpt2":
+        llm = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=D, n_layer=2, n_head=4, n_positions=128,
+                                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))  # no dropout draws
+        targets, fan_in_fan_out = ["c_attn", "c_proj", "c_fc"], True
+    else:
+        llm = LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=D, intermediate_size=64, num_hidden_layers=2,
+                                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128))
+        targets, fan_in_fan_out = ["q_proj", "v_proj", "up_proj"], False
+    llm = get_peft_model(llm, LoraConfig(r=4, lora_alpha=8, target_modules=targets, fan_in_fan_out=fan_in_fan_out))
     for m in llm.modules():  # peft starts B at zero: make the adapters do something
         if hasattr(m, "lora_B"):
             torch.nn.init.normal_(m.lora_B["default"].weight, std=0.2)
@@ -37,7 +44,7 @@ def loss_and_grads(m, feats, answers, templates=None):
 
 def set_path(m, fast):
     set_attention(m.llm, "eager" if fast else "sdpa", torch.device("cpu"))
-    assert fuse_lora(m.llm, fast) == 6  # 3 targets x 2 layers
+    assert fuse_lora(m.llm, fast) >= 6  # 3 targets x 2 layers (GPT-2: c_proj in attention and MLP)
     m.share_prefix = fast
 
 
@@ -47,11 +54,12 @@ def batch():
     return feats, [[7, 8, 2], [9, 2], [4, 5, 6, 7, 2]]
 
 
-def test_fast_path_gives_the_plain_loss_and_gradients():
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_fast_path_gives_the_plain_loss_and_gradients(arch):
     """Rows of different lengths (right padding), LoRA in every layer, the prompt's prefix shared:
     loss and every LoRA/projector gradient equal peft's forward with sdpa and no sharing (float32,
-    relative 1e-4); the fast path is also what a fresh SpeechLLM's share_prefix and fuse_lora give."""
-    m = lora_model()
+    relative 1e-4), for rotary (Llama) and learned (GPT-2) positions."""
+    m = lora_model(arch=arch)
     feats, answers = batch()
     set_path(m, False)
     ref_loss, ref_n, ref = loss_and_grads(m, feats, answers)

@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max_minutes", type=float, default=15.0,
                     help="training time budget (default 15; 0: none): the model of the last step is packed")
     ap.add_argument("--lr", type=float, help="learning rate (default: the model's own)")
+    ap.add_argument("--grad_accum", type=int, default=2,
+                    help="each step's batch goes through the LLM in this many parts: the same update, and "
+                         "1/N of a step's activations in memory (default 2: tasu-adapt stays under 4 GB; 1: whole)")
     ap.add_argument("--interpolate", type=float, default=0.5, metavar="A",
                     help="the packed weights are A x the adapted ones + (1 - A) x the original's (weight-space "
                          "ensembling, WiSE-FT): less forgetting for less gain (default 0.5; 1: the adapted ones)")
@@ -206,6 +209,7 @@ def adapt(args: argparse.Namespace, command: str) -> int:
               "replay": sha256(Path(replay)) if replay and args.replay_ratio > 0 else None,
               "replay_ratio": args.replay_ratio, "word_repeats": args.word_repeats, "seed": args.seed,
               "steps": args.steps, "epochs": args.epochs, "lr": args.lr, "override": args.override,
+              **({"grad_accum": args.grad_accum} if args.grad_accum != 1 else {}),
               **({"lexicon": sha256(args.lexicon)} if args.lexicon else {})}
     stamp = work / "inputs.json"
     if stamp.is_file() and json.loads(stamp.read_text()) != inputs:
@@ -281,6 +285,8 @@ def adapt(args: argparse.Namespace, command: str) -> int:
                  f"save_interval={min(cfg.save_interval, 50)}", f"init={src.root}"]
     if args.lr is not None:
         overrides += [f"optim.lr={args.lr}", f"optim.projector_lr={args.lr}"]
+    if args.grad_accum != 1:
+        overrides.append(f"optim.grad_accum={args.grad_accum}")
     overrides += args.override
     if not (expdir / "model.pt").is_file() or _resumable(expdir, steps):
         log.info("training %d steps of %d sentences (%d domain, %d replay)%s -> %s", steps, batch, n_domain,

@@ -175,7 +175,11 @@ def run(args: argparse.Namespace, work: Path, overrides: dict, device: torch.dev
     masks: list[tuple[int, torch.Tensor]] = []
 
     def count(_mod, _args, kwargs):  # the LLM's positions (prompt + speech rows + answer), summed
-        m = kwargs["attention_mask"]  # on the device: no sync of its own inside a timed step
+        x, m = kwargs["inputs_embeds"], kwargs.get("attention_mask")
+        if m is None:  # a shared prompt prefix (SpeechLLM.share_prefix): computed once, unpadded
+            masks.append((x.shape[0] * x.shape[1], torch.tensor(x.shape[0] * x.shape[1])))
+            return
+        m = m[:, -x.shape[1]:]  # the rows after a cached prefix; on the device: no sync inside a timed step
         masks.append((m.numel(), m.sum()))
 
     hook = model.base.base_model.register_forward_pre_hook(count, with_kwargs=True)
