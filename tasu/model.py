@@ -133,7 +133,8 @@ class SpeechLLM(nn.Module):
         With :attr:`share_prefix` and one prompt for the whole batch, the prompt's prefix (the
         same tokens in every row) goes through the LLM once, not once a row: its keys and values
         are then the cache every row continues from, and gradients reach the prefix's LoRA
-        weights through them. Same result as the plain pass (a test compares them).
+        weights through them. Same result as the plain pass (a test compares them); an LLM with
+        dropout draws one mask for the prefix that every row then shares.
         """
         body = self.base.base_model
         n = len(tpls[0].prefix) if tpls else 0
