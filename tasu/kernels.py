@@ -78,6 +78,14 @@ def fuse_lora(llm: nn.Module, on: bool = True) -> int:
     return n
 
 
+def set_compute_path(model: nn.Module, attention: str, fused_lora: bool, share_prefix: bool) -> None:
+    """Choose how a :class:`tasu.model.SpeechLLM` computes (the config keys of the same names):
+    its LLM's attention kernel, the fused LoRA forward, and prompt-prefix sharing in training."""
+    set_attention(model.llm, attention, model.device)
+    fuse_lora(model.llm, fused_lora)
+    model.share_prefix = share_prefix
+
+
 def decoder_layers(llm: nn.Module) -> list[nn.Module]:
     """The repeated decoder blocks of a transformers causal LM (Llama-style ``model.layers``,
     GPT-2 ``transformer.h``); empty when there is no such list."""

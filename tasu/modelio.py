@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from tasu.config import DecodeConfig, TrainConfig, load_config
-from tasu.kernels import fuse_lora, set_attention
+from tasu.kernels import set_compute_path
 from tasu.llm import load_llm
 from tasu.model import SpeechLLM
 from tasu.projector import build_projector, projector_options
@@ -59,9 +59,7 @@ def build_model(cfg: TrainConfig, inventory: UnitInventory, device: torch.device
     pad = tok.pad_token_id if tok.pad_token_id is not None else template.eos_id  # GPT-2 style: no pad token
     model = SpeechLLM(llm, proj, template, pad, amp).to(device)
     model.tokenizer = tok
-    set_attention(llm, cfg.attention, device)
-    fuse_lora(llm, cfg.fused_lora)
-    model.share_prefix = cfg.share_prefix
+    set_compute_path(model, cfg.attention, cfg.fused_lora, cfg.share_prefix)
     return model
 
 

@@ -48,15 +48,6 @@ def matmul_peak(dtype, n: int = 2048, reps: int = 5, device: torch.device | str 
 PLAIN = {"attention": "sdpa", "fused_lora": False, "share_prefix": False}
 
 
-def set_path(model, cfg, path: dict) -> None:
-    """Switch the model's computation path (tasu.kernels; ``path`` as :data:`PLAIN`)."""
-    from tasu.kernels import fuse_lora, set_attention
-
-    set_attention(model.llm, path["attention"], model.device)
-    fuse_lora(model.llm, path["fused_lora"])
-    model.share_prefix = path["share_prefix"]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--expdir", type=Path, required=True, help="trained exp dir (config.yaml, model.pt)")
@@ -80,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from tasu.decode import decode_posteriors
     from tasu.encoders import build_encoder
     from tasu.examples import length_batches, make_examples
-    from tasu.kernels import compile_layers
+    from tasu.kernels import compile_layers, set_compute_path
     from tasu.modelio import load_model
     from tasu.psd import psd_compress
     from tasu.simulate import PosteriorSimulator
@@ -112,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config_path = {"attention": cfg.attention, "fused_lora": cfg.fused_lora, "share_prefix": cfg.share_prefix}
     paths = ([("plain", PLAIN)] if args.compare else []) + [("config", config_path)]
-    set_path(model, cfg, PLAIN)
+    set_compute_path(model, **PLAIN)
     with FlopCounterMode(display=False) as fc:
         for feats, ans in data[2:]:
             step(feats, ans)
@@ -121,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     best: dict[str, float] = {}
 
     def timed(name: str, path: dict) -> None:
-        set_path(model, cfg, path)
+        set_compute_path(model, **path)
         for feats, ans in data[:2]:  # warm-up
             step(feats, ans)
         t0 = time.perf_counter()
@@ -136,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         compile_layers(model.llm)
         timed("config+compile", config_path)
-        print(f"compile: {compile_layers.__name__} + first steps took {time.perf_counter() - t0:.0f} s")
+        print(f"compile: compiling the layers and the warm-up steps took {time.perf_counter() - t0:.0f} s")
         for _ in range(args.rounds - 1):
             timed("config+compile", config_path)
     print(f"training: batch {cfg.optim.batch_size}, {args.train_steps} steps ({sents} sentences, {tokens} tokens), "

@@ -47,6 +47,7 @@ python3 -m tasu.bin.make_conditions --data "data/${set}" --babble_from "data/${b
     --audio_dir db/conditions --out_root data --conditions ${conditions}
 
 out=exp/robustness
+rate() { sed -n 's/.*\(UER\|WER\) \([0-9.]*\) %.*/\2/p' <<< "$1"; }  # the rate of a score line
 mkdir -p "${out}/${tag}"
 rows=()
 for c in clean ${conditions}; do
@@ -70,7 +71,6 @@ for c in clean ${conditions}; do
         pres=$(python3 -m tasu.bin.score --ref "data/${d}/text" --hyp "${p}/text" --out "${p}/result.txt" \
                --set-name "${d}" | tail -1)
     fi
-    rate() { sed -n 's/.*\(UER\|WER\) \([0-9.]*\) %.*/\2/p' <<< "$1"; }
     rows+=("${c}	$(rate "${uer}")	$(rate "${res}")	$(rate "${pres}")")
     echo "${c}: encoder ${uer#*: }; ${tag} ${res#*: }; ${peer:-no peer} ${pres#*: }"
 done
